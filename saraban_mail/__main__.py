@@ -1,0 +1,3 @@
+from saraban_mail.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The business calendar: Thai working days and hours, and the legal receipt time.
+
+Pure functions over a BusinessCalendar value; holidays come from the `holidays`
+package (Thailand, public + government) corrected by rules/holidays.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+import holidays
+from dateutil.relativedelta import relativedelta
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    opening: time = time(8, 30)
+    closing: time = time(16, 30)
+    ack_by: time = time(10, 0)
+    tz: ZoneInfo = BANGKOK
+    # Cabinet-declared special holidays and cancellations (rules/holidays.toml).
+    added: dict[date, str] = field(default_factory=dict)
+    removed: frozenset[date] = frozenset()
+
+    @cached_property
+    def _thai(self) -> holidays.HolidayBase:
+        return holidays.country_holidays(
+            "TH", categories=("public", "government"), language="th"
+        )
+
+    def holiday_name(self, day: date) -> str | None:
+        if day in self.added:
+            return self.added[day]
+        if day in self.removed:
+            return None
+        return self._thai.get(day)
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and self.holiday_name(day) is None
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day strictly after `day`."""
+        day += relativedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def at(self, day: date, clock: time) -> datetime:
+        return datetime.combine(day, clock, tzinfo=self.tz)
+
+    def within_hours(self, moment: datetime) -> bool:
+        local = moment.astimezone(self.tz)
+        return (
+            self.is_working_day(local.date()) and self.opening <= local.time() < self.closing
+        )
+
+
+def official_received_at(received_at: datetime, cal: BusinessCalendar) -> datetime:
+    """วันเวลารับตามกฎหมาย: the arrival time within working hours, else the next opening."""
+    local = received_at.astimezone(cal.tz)
+    if cal.within_hours(local):
+        return local
+    day = local.date()
+    if cal.is_working_day(day) and local.time() < cal.opening:
+        return cal.at(day, cal.opening)
+    return cal.at(cal.next_working_day(day), cal.opening)
+
+
+def ack_due(received_at: datetime, cal: BusinessCalendar) -> datetime:
+    """Acknowledge within the working day of arrival, or by 10:00 of the next one."""
+    local = received_at.astimezone(cal.tz)
+    if cal.within_hours(local):
+        return cal.at(local.date(), cal.closing)
+    official = official_received_at(local, cal)
+    return cal.at(official.date(), max(cal.ack_by, cal.opening))
+
+
+def buddhist_year(moment: date | datetime) -> int:
+    """พ.ศ. = ค.ศ. + 543."""
+    return moment.year + 543

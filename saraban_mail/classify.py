@@ -1,0 +1,158 @@
+"""Classification: one `Decision` per message, by named rules in a fixed order.
+
+A pure function of the parsed mail, the rules data and who we are; every decision
+names its rule and a human reason so it can be explained afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+
+from saraban_mail.parse import Incoming
+from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
+from saraban_mail.thaitext import fold
+
+
+class Category(StrEnum):
+    SPAM = "spam"
+    AUTOMATED = "automated"
+    WRONG_AGENCY_FORWARD = "wrong_agency_forward"
+    WRONG_AGENCY = "wrong_agency"
+    WRONG_CHANNEL = "wrong_channel"
+    VALID = "valid"
+    NEEDS_REVIEW = "needs_review"
+
+    @property
+    def registered(self) -> bool:
+        """ลงทะเบียนรับ: only requests that are ours get a receipt number."""
+        return self in (Category.VALID, Category.WRONG_CHANNEL)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who "we" are, for loop protection and staff forwards."""
+
+    own_addresses: frozenset[str]
+    staff: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Decision:
+    category: Category
+    rule: str
+    reason: str
+    # Where replies go: Reply-To, else From; the citizen for a staff forward.
+    requester: str = ""
+    requester_name: str = ""
+    high_risk: bool = False
+    high_risk_rule: str = ""
+    agency: AgencyRule | None = None
+    channel: ChannelRule | None = None
+
+
+def _header_flag(headers: dict[str, str], name: str) -> str:
+    return headers.get(name, "").split(";")[0].strip().lower()
+
+
+def automated_reason(mail: Incoming) -> tuple[str, str] | None:
+    """RFC 3834 and the usual bulk and bounce markers: mail we must never answer."""
+    headers = mail.headers
+    auto = _header_flag(headers, "auto-submitted")
+    if auto and auto != "no":
+        return "auto_submitted", f"Auto-Submitted: {auto}"
+    for name in ("x-autoreply", "x-autorespond"):
+        if name in headers:
+            return "x_autoreply", f"{name} header"
+    if "x-auto-response-suppress" in headers:
+        return "auto_response_suppress", "X-Auto-Response-Suppress header (automated sender)"
+    precedence = _header_flag(headers, "precedence")
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return "precedence", f"Precedence: {precedence}"
+    if "list-id" in headers:
+        return "mailing_list", "List-Id header (mailing list)"
+    if mail.content_type == "multipart/report" or "x-failed-recipients" in headers:
+        return "delivery_report", "delivery status notification"
+    local = mail.from_addr.partition("@")[0]
+    if local in ("mailer-daemon", "postmaster") or (
+        not mail.from_addr and headers.get("return-path", "").strip() == "<>"
+    ):
+        return "bounce_sender", f"sent by {local or 'the null sender'}"
+    return None
+
+
+def _spam_header(mail: Incoming) -> bool:
+    flag = _header_flag(mail.headers, "x-spam-flag")
+    status = mail.headers.get("x-spam-status", "").strip().lower()
+    return flag == "yes" or status.startswith("yes")
+
+
+def _matches(keywords: tuple[str, ...], text: str) -> list[str]:
+    return [k for k in keywords if fold(k) in text]
+
+
+def classify(mail: Incoming, rules: RuleSet, us: Identity) -> Decision:
+    """Rules in order; the first that decides wins. Losing a request is the worst
+    outcome, so doubtful mail goes to needs_review rather than to Trash."""
+    if mail.parse_error:
+        return Decision(Category.NEEDS_REVIEW, "parse_error", f"unreadable: {mail.parse_error}")
+    if mail.from_addr and mail.from_addr in us.own_addresses:
+        return Decision(Category.AUTOMATED, "own_address", "sent from the agency's own address")
+
+    text = fold(f"{mail.subject}\n{mail.text}")
+    if _spam_header(mail):
+        return Decision(Category.SPAM, "spam_header", "marked as spam by the mail server")
+    for rule in rules.spam:
+        hits = _matches(rule.keywords, text)
+        if rule.keywords and len(set(hits)) >= rule.min_matches:
+            return Decision(Category.SPAM, rule.id, rule.reason or f"spam words: {', '.join(hits)}")
+        if mail.from_addr and any(fnmatchcase(mail.from_addr, p.lower()) for p in rule.from_patterns):
+            return Decision(Category.SPAM, rule.id, rule.reason or "sender matches a spam pattern")
+
+    automated = automated_reason(mail)
+    if automated:
+        return Decision(Category.AUTOMATED, *automated)
+
+    requester, name, staff_forward = _requester(mail, us)
+    if not requester:
+        return Decision(Category.NEEDS_REVIEW, "no_sender", "no usable sender address")
+    if requester in us.own_addresses:
+        return Decision(Category.NEEDS_REVIEW, "reply_to_self", "replies would go to our own address")
+    base = {"requester": requester, "requester_name": name}
+
+    agencies = [a for a in rules.agencies if _matches(a.keywords, text)]
+    channels = [c for c in rules.channels if _matches(c.keywords, text)]
+    if len(agencies) > 1 or (agencies and channels):
+        ids = ", ".join(r.id for r in [*agencies, *channels])
+        return Decision(Category.NEEDS_REVIEW, "rule_conflict", f"rules disagree: {ids}", **base)
+    if agencies:
+        agency = agencies[0]
+        category = Category.WRONG_AGENCY_FORWARD if agency.forward and agency.email else (
+            Category.WRONG_AGENCY
+        )
+        return Decision(category, agency.id, f"matter of {agency.name_th}", agency=agency, **base)
+
+    high_risk = next((r for r in rules.high_risk if _matches(r.keywords, text)), None)
+    risk = {"high_risk": high_risk is not None, "high_risk_rule": high_risk.id if high_risk else ""}
+    if channels:
+        channel = channels[0]
+        return Decision(
+            Category.WRONG_CHANNEL, channel.id, f"declared channel: {channel.correct_channel}",
+            channel=channel, **base, **risk,
+        )
+    if staff_forward:
+        return Decision(
+            Category.WRONG_CHANNEL, "staff_forward",
+            f"forwarded by staff member {mail.from_addr}; the citizen wrote to a personal address",
+            **base, **risk,
+        )
+    return Decision(Category.VALID, "default", "a request addressed to the agency", **base, **risk)
+
+
+def _requester(mail: Incoming, us: Identity) -> tuple[str, str, bool]:
+    """The address our reply goes to, and whether a staff member forwarded the mail."""
+    if mail.from_addr in us.staff:
+        original = next((f for f in mail.forwarded if f.from_addr), None)
+        if original is not None:
+            return original.reply_to or original.from_addr, original.from_name, True
+    return mail.reply_to or mail.from_addr, mail.from_name, False

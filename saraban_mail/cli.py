@@ -1,0 +1,192 @@
+"""The command line: saraban-mail poll | demo | check | status.
+
+Expected failures (config, rules, login, workbook) end as one line on stderr and a
+non-zero exit code; only programming errors show a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from saraban_mail import __version__
+from saraban_mail.calendar import BANGKOK, BusinessCalendar
+from saraban_mail.config import Config, load_config
+from saraban_mail.errors import SarabanError
+from saraban_mail.journal import Journal
+from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
+from saraban_mail.pipeline import Context, PollReport, poll
+from saraban_mail.replies import Templates
+from saraban_mail.rules import RuleSet, load_rules
+from saraban_mail.send import transport_for
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 2, 3
+
+
+def calendar_for(config: Config, rules: RuleSet) -> BusinessCalendar:
+    hours = config.office_hours
+    return BusinessCalendar(
+        opening=hours.open, closing=hours.close, ack_by=hours.ack_by,
+        tz=ZoneInfo(hours.timezone), added=rules.holidays_added,
+        removed=rules.holidays_removed,
+    )
+
+
+def open_mailbox(config: Config) -> Mailbox:
+    if config.mailbox.backend == "maildir":
+        return MaildirMailbox(config.mailbox.maildir)
+    return ImapMailbox(config.imap)
+
+
+def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Context:
+    rules = load_rules(config.paths.rules_dir)
+    journal = Journal.open(config.paths.data_dir)
+    if dry_run:
+        scratch = journal.scratch_copy()
+        journal.close()
+        journal = scratch
+    return Context(
+        config=config,
+        rules=rules,
+        calendar=calendar_for(config, rules),
+        journal=journal,
+        mailbox=open_mailbox(config),
+        transport=transport_for(config.smtp),
+        templates=Templates(config.paths.templates_dir),
+        clock=clock or (lambda: datetime.now(BANGKOK)),
+        dry_run=dry_run,
+    )
+
+
+def run_poll(config: Config, *, dry_run: bool = False, clock=None) -> PollReport:
+    ctx = build_context(config, dry_run=dry_run, clock=clock)
+    try:
+        return poll(ctx)
+    finally:
+        ctx.mailbox.close()
+        ctx.journal.close()
+
+
+def _print_report(report: PollReport, as_json: bool) -> int:
+    for record in report.records:
+        if as_json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            receipt = f"{record['receipt_no']}/{record['receipt_year']}" if record["receipt_no"] else "-"
+            print(f"{record['category']:<21} {receipt:>9}  {record['folder']}:{record['uid']}  "
+                  f"{record['from'] or '?'}  {record['subject'][:60]!r}  "
+                  f"[{', '.join(record['actions'])}]")
+    for problem in report.problems:
+        print(f"saraban-mail: {problem}", file=sys.stderr)
+    if not as_json:
+        print(f"{len(report.records)} message(s) handled, {len(report.problems)} problem(s)",
+              file=sys.stderr)
+    return EXIT_PENDING if report.problems else EXIT_OK
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    report = run_poll(config, dry_run=args.dry_run)
+    return _print_report(report, args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from saraban_mail.demo import create_demo
+
+    folder = Path(args.dir).absolute()
+    config_file = create_demo(folder)
+    print(f"demo office created in {folder}", file=sys.stderr)
+    report = run_poll(load_config(config_file))
+    code = _print_report(report, args.json)
+    if not args.json:
+        print(f"\nregister:  {folder / 'register'}\nreplies:   {folder / 'outbox-mail'}\n"
+              f"journal:   {folder / 'data' / 'journal.sqlite3'}\n"
+              f"run again: saraban-mail poll --config {config_file}", file=sys.stderr)
+    return code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    rules = load_rules(config.paths.rules_dir)
+    Templates(config.paths.templates_dir)
+    print(f"config ok: {config.source}")
+    print(f"rules ok: {len(rules.agencies)} agencies, {len(rules.channels)} channels, "
+          f"{len(rules.spam)} spam rules, {len(rules.high_risk)} high-risk types")
+    box = open_mailbox(config)
+    try:
+        f = box.folders
+        print(f"mailbox ok: inbox={f.inbox} junk={f.junk} trash={f.trash} sent={f.sent}")
+        if not f.junk:
+            print("warning: no junk folder found; set imap.junk", file=sys.stderr)
+            return EXIT_PENDING
+    finally:
+        box.close()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        status = {
+            "messages": journal.counts(),
+            "pending_register_rows": len(journal.pending_register_rows()),
+            "pending_mail": len(journal.pending_mail()),
+            "pending_mailbox_actions": len(journal.pending_actions()),
+        }
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    else:
+        for key, value in status.items():
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="saraban-mail", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=__version__)
+    top.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("poll", help="handle new mail once")
+    p.add_argument("--config", help="config file (default: $SARABAN_CONFIG or ./config.toml)")
+    p.add_argument("--dry-run", action="store_true", help="decide and print; change nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object per message on stdout")
+    p.set_defaults(func=cmd_poll)
+
+    p = sub.add_parser("demo", help="create a demo office with sample mail and poll it")
+    p.add_argument("dir", nargs="?", default="saraban-demo")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("status", help="what the journal holds and what waits")
+    p.add_argument("--config")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="saraban-mail: %(levelname)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except SarabanError as exc:
+        print(f"saraban-mail: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

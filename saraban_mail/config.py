@@ -1,0 +1,209 @@
+"""Configuration: one TOML file, every key overridable by SARABAN_<SECTION>__<KEY>.
+
+All defaults live here; relative paths resolve against the config file's folder."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from saraban_mail.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Agency(_Section):
+    name_th: str = "หน่วยงานตัวอย่าง"
+    name_en: str = "Example Agency"
+    phone: str = "0 0000 0000"
+    # เบอร์งานสารบรรณ: the saraban unit's own number, when it differs from the agency's.
+    saraban_phone: str = ""
+    email: str = "saraban@example.go.th"
+    website: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2] or "localhost"
+
+
+class MailboxSection(_Section):
+    backend: Literal["imap", "maildir"] = "imap"
+    maildir: Path = Path("maildir")
+
+
+def _secret(value: str, file: Path | None) -> str:
+    if value or file is None:
+        return value
+    try:
+        return file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from exc
+
+
+class Imap(_Section):
+    host: str = "imap.mail.go.th"
+    port: int = 993
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    username: str = ""
+    password: str = ""
+    password_file: Path | None = None
+    inbox: str = "INBOX"
+    # Empty: found by SPECIAL-USE flag, then by the usual names.
+    junk: str = ""
+    trash: str = ""
+    sent: str = ""
+    timeout: float = 60.0
+    ca_file: Path | None = None
+
+    def secret(self) -> str:
+        return _secret(self.password, self.password_file)
+
+
+class Smtp(_Section):
+    transport: Literal["smtp", "pickup"] = "smtp"
+    host: str = "smtp.mail.go.th"
+    port: int = 587
+    security: Literal["tls", "starttls", "plain"] = "starttls"
+    username: str = ""
+    password: str = ""
+    password_file: Path | None = None
+    pickup_dir: Path = Path("outbox-mail")
+    timeout: float = 60.0
+    ca_file: Path | None = None
+
+    def secret(self) -> str:
+        return _secret(self.password, self.password_file)
+
+
+class OfficeHours(_Section):
+    open: time = time(8, 30)
+    close: time = time(16, 30)
+    # Acknowledgement deadline for mail that arrived out of hours [seed 004 App.3 §6].
+    ack_by: time = time(10, 0)
+    timezone: str = "Asia/Bangkok"
+
+    @field_validator("close")
+    @classmethod
+    def _close_after_open(cls, close: time, info) -> time:
+        opening = info.data.get("open")
+        if opening is not None and close <= opening:
+            raise ValueError("closing time must be after opening time")
+        return close
+
+
+class Schedule(_Section):
+    # Empty: poll at opening and closing time (SPEC §3).
+    times: list[time] = Field(default_factory=list)
+    interval_minutes: int = 0
+
+
+class Policy(_Section):
+    start_date: date | None = None
+    spam_action: Literal["trash", "delete"] = "trash"
+    max_replies_per_sender_per_day: int = Field(default=5, ge=0)
+
+
+class Replies(_Section):
+    processing_time_th: str = "ภายใน 15 วันทำการ นับแต่วันที่ได้รับเรื่องและเอกสารครบถ้วน"
+    processing_time_en: str = (
+        "within 15 working days of receiving the request and all required documents"
+    )
+
+
+class Registers(_Section):
+    date_style: Literal["thai_digits", "arabic"] = "arabic"
+
+
+class Paths(_Section):
+    data_dir: Path = Path("data")
+    register_dir: Path = Path("register")
+    rules_dir: Path = Path("rules")
+    templates_dir: Path = Path("templates")
+
+
+class Staff(_Section):
+    addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("addresses")
+    @classmethod
+    def _lower(cls, addresses: list[str]) -> list[str]:
+        return [a.strip().lower() for a in addresses]
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SARABAN_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    agency: Agency = Field(default_factory=Agency)
+    mailbox: MailboxSection = Field(default_factory=MailboxSection)
+    imap: Imap = Field(default_factory=Imap)
+    smtp: Smtp = Field(default_factory=Smtp)
+    office_hours: OfficeHours = Field(default_factory=OfficeHours)
+    schedule: Schedule = Field(default_factory=Schedule)
+    policy: Policy = Field(default_factory=Policy)
+    replies: Replies = Field(default_factory=Replies)
+    registers: Registers = Field(default_factory=Registers)
+    paths: Paths = Field(default_factory=Paths)
+    staff: Staff = Field(default_factory=Staff)
+
+    # Set by load_config: the file the settings came from.
+    source: Path | None = None
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("SARABAN_CONFIG") or "config.toml")
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read the TOML file, apply SARABAN_* overrides, resolve relative paths."""
+    path = config_path(explicit).absolute()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration file at {path} (copy config.example.toml to config.toml)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(Config.model_fields) - {"source"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
+
+    class _FromFile(Config):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    try:
+        loaded = _FromFile()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    config = Config.model_validate(loaded.model_dump())
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    paths = config.paths.model_copy(
+        update={name: absolute(getattr(config.paths, name)) for name in Paths.model_fields}
+    )
+    mailbox = config.mailbox.model_copy(update={"maildir": absolute(config.mailbox.maildir)})
+    smtp = config.smtp.model_copy(update={"pickup_dir": absolute(config.smtp.pickup_dir)})
+    return config.model_copy(
+        update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "source": base}
+    )

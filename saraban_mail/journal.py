@@ -1,0 +1,331 @@
+"""The journal: the service's memory in SQLite, and why a crash repeats and loses nothing.
+
+Every stage reads its pending work from here and marks it done here; the mailbox,
+the workbook and the SMTP server are only ever changed after the journal says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS folders (
+    folder TEXT PRIMARY KEY, uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE,
+    folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
+    category TEXT NOT NULL, rule TEXT NOT NULL,
+    requester TEXT NOT NULL DEFAULT '',
+    official_received_at TEXT NOT NULL,
+    receipt_year INTEGER, receipt_no INTEGER,
+    record TEXT NOT NULL,
+    poll TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    UNIQUE (receipt_year, receipt_no)
+);
+CREATE TABLE IF NOT EXISTS copies (
+    folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
+    message INTEGER NOT NULL REFERENCES messages(id), kind TEXT NOT NULL, poll TEXT NOT NULL,
+    PRIMARY KEY (folder, uidvalidity, uid)
+);
+CREATE TABLE IF NOT EXISTS register_rows (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    year INTEGER NOT NULL, receipt_no INTEGER NOT NULL, row TEXT NOT NULL,
+    written_at TEXT, ack_written_at TEXT
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    message INTEGER REFERENCES messages(id),
+    kind TEXT NOT NULL, recipient TEXT NOT NULL, message_id TEXT NOT NULL, raw BLOB NOT NULL,
+    created_at TEXT NOT NULL, sent_at TEXT, filed_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    message INTEGER NOT NULL REFERENCES messages(id),
+    folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+    done_at TEXT, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
+CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
+CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class FolderState:
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class Known:
+    id: int
+    folder: str
+    uidvalidity: int
+    uid: str
+    record: dict[str, Any]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+class Journal:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Journal:
+        """Open (creating) data_dir/journal.sqlite3, private to the service user."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        path = data_dir / "journal.sqlite3"
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        os.chmod(path, 0o600)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return cls(connection)
+
+    def scratch_copy(self) -> Journal:
+        """An in-memory copy for --dry-run: decide everything, keep nothing."""
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        self.db.backup(memory)
+        return Journal(memory)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- folders and copies -------------------------------------------------------------
+
+    def folder_state(self, folder: str) -> FolderState | None:
+        row = self.db.execute(
+            "SELECT uidvalidity, last_uid FROM folders WHERE folder = ?", (folder,)
+        ).fetchone()
+        return FolderState(row[0], row[1]) if row else None
+
+    def set_folder_state(self, folder: str, state: FolderState) -> None:
+        self.db.execute(
+            "INSERT INTO folders VALUES (?, ?, ?) ON CONFLICT(folder) DO UPDATE SET "
+            "uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+            (folder, state.uidvalidity, state.last_uid),
+        )
+
+    def advance(self, folder: str, uidvalidity: int, uid: int | str) -> None:
+        if isinstance(uid, int):
+            current = self.folder_state(folder)
+            last = current.last_uid if current and current.uidvalidity == uidvalidity else 0
+            self.set_folder_state(folder, FolderState(uidvalidity, max(last, uid)))
+
+    def known_copy(self, folder: str, uidvalidity: int, uid: int | str) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM copies WHERE folder = ? AND uidvalidity = ? AND uid = ?",
+            (folder, uidvalidity, str(uid)),
+        ).fetchone() is not None
+
+    def find_identity(self, identity: str) -> Known | None:
+        row = self.db.execute(
+            "SELECT id, folder, uidvalidity, uid, record FROM messages WHERE identity = ?",
+            (identity,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Known(row["id"], row["folder"], row["uidvalidity"], row["uid"],
+                     json.loads(row["record"]))
+
+    def add_copy(self, folder: str, uidvalidity: int, uid: int | str, message: int, kind: str,
+                 poll: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO copies VALUES (?, ?, ?, ?, ?, ?)",
+            (folder, uidvalidity, str(uid), message, kind, poll),
+        )
+
+    # -- messages -----------------------------------------------------------------------
+
+    def add_message(self, *, identity: str, folder: str, uidvalidity: int, uid: int | str,
+                    category: str, rule: str, requester: str, official_received_at: datetime,
+                    record: dict[str, Any], poll: str, now: datetime) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO messages (identity, folder, uidvalidity, uid, category, rule, requester,"
+            " official_received_at, record, poll, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (identity, folder, uidvalidity, str(uid), category, rule, requester,
+             _iso(official_received_at), json.dumps(record, ensure_ascii=False), poll, _iso(now)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def record(self, message: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT record FROM messages WHERE id = ?", (message,)).fetchone()
+        return json.loads(row[0])
+
+    def unnumbered(self, categories: tuple[str, ...]) -> list[sqlite3.Row]:
+        """Registrable messages still without a receipt number, in official-time order."""
+        marks = ",".join("?" * len(categories))
+        return self.db.execute(
+            f"SELECT id, official_received_at, record FROM messages WHERE receipt_no IS NULL"
+            f" AND category IN ({marks}) ORDER BY official_received_at, id",
+            categories,
+        ).fetchall()
+
+    def highest_receipt(self, year: int) -> int:
+        row = self.db.execute(
+            "SELECT MAX(receipt_no) FROM messages WHERE receipt_year = ?", (year,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def set_receipt(self, message: int, year: int, number: int) -> None:
+        self.db.execute(
+            "UPDATE messages SET receipt_year = ?, receipt_no = ? WHERE id = ?",
+            (year, number, message),
+        )
+
+    def receipt(self, message: int) -> tuple[int | None, int | None]:
+        row = self.db.execute(
+            "SELECT receipt_year, receipt_no FROM messages WHERE id = ?", (message,)
+        ).fetchone()
+        return row[0], row[1]
+
+    def messages_of_poll(self, poll: str) -> list[int]:
+        rows = self.db.execute(
+            "SELECT message FROM copies WHERE poll = ? ORDER BY rowid", (poll,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def copies_of_poll(self, poll: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT folder, uidvalidity, uid, message, kind FROM copies WHERE poll = ?"
+            " AND kind IN ('original', 'duplicate') ORDER BY rowid", (poll,)
+        ).fetchall()
+
+    # -- register rows ------------------------------------------------------------------
+
+    def add_register_row(self, message: int, year: int, number: int, row: list[Any]) -> None:
+        self.db.execute(
+            "INSERT INTO register_rows (message, year, receipt_no, row) VALUES (?, ?, ?, ?)",
+            (message, year, number, json.dumps(row, ensure_ascii=False)),
+        )
+
+    def pending_register_rows(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT message, year, receipt_no, row FROM register_rows WHERE written_at IS NULL"
+            " ORDER BY year, receipt_no"
+        ).fetchall()
+
+    def unwritten_acks(self, year: int) -> list[sqlite3.Row]:
+        """Acknowledgements sent since their register row was written: the row's
+        'sent' cell is filled at the next save of that workbook."""
+        return self.db.execute(
+            "SELECT r.message, r.receipt_no, o.sent_at FROM register_rows r JOIN outbox o"
+            " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel')"
+            " WHERE r.year = ? AND r.ack_written_at IS NULL AND o.sent_at IS NOT NULL",
+            (year,),
+        ).fetchall()
+
+    def mark_rows_written(self, messages: list[int], now: datetime) -> None:
+        self.db.executemany(
+            "UPDATE register_rows SET written_at = ? WHERE message = ?",
+            [(_iso(now), m) for m in messages],
+        )
+
+    def mark_acks_written(self, messages: list[int], now: datetime) -> None:
+        self.db.executemany(
+            "UPDATE register_rows SET ack_written_at = ? WHERE message = ?",
+            [(_iso(now), m) for m in messages],
+        )
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def queue_mail(self, *, message: int | None, kind: str, recipient: str, message_id: str,
+                   raw: bytes, now: datetime) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO outbox (message, kind, recipient, message_id, raw, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (message, kind, recipient, message_id, raw, _iso(now)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def replies_on(self, recipient: str, day: date) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND substr(created_at, 1, 10) = ?",
+            (recipient, day.isoformat()),
+        ).fetchone()
+        return int(row[0])
+
+    def pending_mail(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT id, message, kind, recipient, message_id, raw, attempts FROM outbox"
+            " WHERE sent_at IS NULL AND gave_up_at IS NULL ORDER BY id"
+        ).fetchall()
+
+    def unfiled_mail(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT id, raw FROM outbox WHERE sent_at IS NOT NULL AND filed_at IS NULL ORDER BY id"
+        ).fetchall()
+
+    def mark_sent(self, mail: int, now: datetime) -> None:
+        self.db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
+                        (_iso(now), mail))
+
+    def mark_filed(self, mail: int, now: datetime) -> None:
+        self.db.execute("UPDATE outbox SET filed_at = ? WHERE id = ?", (_iso(now), mail))
+
+    def mark_send_failed(self, mail: int, error: str, *, give_up: datetime | None) -> None:
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, gave_up_at = ? WHERE id = ?",
+            (error[:500], _iso(give_up) if give_up else None, mail),
+        )
+
+    def mail_of(self, message: int) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT kind, recipient, sent_at, last_error, gave_up_at FROM outbox WHERE message = ?"
+            " ORDER BY id", (message,)
+        ).fetchall()
+
+    # -- mailbox actions ----------------------------------------------------------------
+
+    def add_action(self, message: int, folder: str, uidvalidity: int, uid: int | str,
+                   action: str, target: str = "", seq: int = 0) -> None:
+        self.db.execute(
+            "INSERT INTO actions (message, folder, uidvalidity, uid, action, target, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (message, folder, uidvalidity, str(uid), action, target, seq),
+        )
+
+    def pending_actions(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT id, message, folder, uidvalidity, uid, action, target FROM actions"
+            " WHERE done_at IS NULL ORDER BY folder, message, seq, id"
+        ).fetchall()
+
+    def mark_action(self, action: int, now: datetime, error: str | None = None) -> None:
+        if error is None:
+            self.db.execute("UPDATE actions SET done_at = ?, last_error = NULL WHERE id = ?",
+                            (_iso(now), action))
+        else:
+            self.db.execute("UPDATE actions SET last_error = ? WHERE id = ?", (error[:500], action))
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT category, COUNT(*) FROM messages GROUP BY category")
+        return {row[0]: row[1] for row in rows}

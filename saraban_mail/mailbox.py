@@ -1,0 +1,263 @@
+"""Mailbox access: fetch what is new, then mark, flag, move or delete it.
+
+Two backends behind one small interface: IMAP (imapclient) for real mailboxes and a
+local Maildir for the demo. Protocol details stay here, out of the business code."""
+
+from __future__ import annotations
+
+import mailbox as stdlib_mailbox
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from saraban_mail.config import Imap
+from saraban_mail.errors import LoginRefused, MailboxError
+
+FETCH_BATCH = 25
+
+JUNK_NAMES = ("Junk", "Junk E-mail", "Junk Email", "Spam", "[Gmail]/Spam", "INBOX.Junk",
+              "INBOX.Spam")
+TRASH_NAMES = ("Trash", "Deleted Items", "Deleted Messages", "[Gmail]/Trash", "INBOX.Trash")
+SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail", "INBOX.Sent")
+
+
+@dataclass(frozen=True)
+class Folders:
+    inbox: str
+    junk: str | None
+    trash: str | None
+    sent: str | None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    folder: str
+    uidvalidity: int
+    uid: int | str
+    received_at: datetime  # INTERNALDATE (IMAP) or delivery time (Maildir)
+    raw: bytes
+
+
+class Mailbox(Protocol):
+    folders: Folders
+
+    def uidvalidity(self, folder: str) -> int: ...
+
+    def fetch_new(self, folder: str, after_uid: int, since: date | None,
+                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]: ...
+
+    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
+        """Do one action (seen, flag, move, delete); False when the message is gone."""
+        ...
+
+    def append(self, folder: str, raw: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _pick(names: list[str], wanted: str, flag: bytes, flags_by_name: dict[str, tuple],
+          fallbacks: tuple[str, ...]) -> str | None:
+    if wanted:
+        if wanted not in names:
+            raise MailboxError(f"folder '{wanted}' named in the config does not exist")
+        return wanted
+    for name in names:
+        if flag in flags_by_name[name]:
+            return name
+    lowered = {n.lower(): n for n in names}
+    return next((lowered[f.lower()] for f in fallbacks if f.lower() in lowered), None)
+
+
+class ImapMailbox:
+    """IMAP via imapclient. Messages are read with BODY.PEEK, so nothing is marked
+    read until it has been handled."""
+
+    def __init__(self, settings: Imap) -> None:
+        self.settings = settings
+        self.client = self._connect(settings)
+        self._selected: tuple[str, bool] | None = None
+        self._validity = 0
+        names, flags = self._list()
+        self.folders = Folders(
+            inbox=settings.inbox,
+            junk=_pick(names, settings.junk, imapclient.JUNK, flags, JUNK_NAMES),
+            trash=_pick(names, settings.trash, imapclient.TRASH, flags, TRASH_NAMES),
+            sent=_pick(names, settings.sent, imapclient.SENT, flags, SENT_NAMES),
+        )
+
+    @staticmethod
+    def _connect(s: Imap) -> imapclient.IMAPClient:
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        try:
+            client = imapclient.IMAPClient(
+                s.host, port=s.port, ssl=s.security == "tls", ssl_context=context,
+                timeout=s.timeout,
+            )
+            if s.security == "starttls":
+                client.starttls(context)
+        except (OSError, IMAPClientError) as exc:
+            raise MailboxError(f"cannot connect to IMAP server {s.host}:{s.port}: {exc}") from exc
+        client.normalise_times = False  # keep INTERNALDATE's own time zone
+        try:
+            client.login(s.username, s.secret())
+        except LoginError as exc:
+            raise LoginRefused(
+                f"IMAP server {s.host} refused the login for '{s.username}'"
+            ) from exc
+        except (OSError, IMAPClientError) as exc:
+            raise MailboxError(f"IMAP login to {s.host} failed: {exc}") from exc
+        return client
+
+    def _list(self) -> tuple[list[str], dict[str, tuple]]:
+        listing = self.client.list_folders()
+        flags = {name: tuple(f) for f, _, name in listing}
+        return [name for _, _, name in listing], flags
+
+    def _select(self, folder: str, readonly: bool) -> int:
+        try:
+            info = self.client.select_folder(folder, readonly=readonly)
+        except IMAPClientError as exc:
+            raise MailboxError(f"cannot open folder '{folder}': {exc}") from exc
+        self._selected = (folder, readonly)
+        return int(info[b"UIDVALIDITY"])
+
+    def uidvalidity(self, folder: str) -> int:
+        status = self.client.folder_status(folder, [b"UIDVALIDITY"])
+        return int(status[b"UIDVALIDITY"])
+
+    def fetch_new(self, folder: str, after_uid: int, since: date | None,
+                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
+        uidvalidity = self._select(folder, readonly=True)
+        criteria: list = ["UID", f"{after_uid + 1}:*"]
+        if since:
+            criteria += ["SINCE", since]
+        # "n:*" always matches the highest UID, even below n: filter again.
+        uids = sorted(u for u in self.client.search(criteria) if u > after_uid and not skip(u))
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start:start + FETCH_BATCH]
+            response = self.client.fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
+            for uid in batch:
+                data = response.get(uid)
+                if not data or b"BODY[]" not in data:
+                    continue  # expunged meanwhile
+                received = data[b"INTERNALDATE"]
+                if received.tzinfo is None:
+                    received = received.replace(tzinfo=UTC)
+                if since and received.date() < since:
+                    continue
+                yield Fetched(folder, uidvalidity, uid, received, bytes(data[b"BODY[]"]))
+
+    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
+        if self._selected != (folder, False):
+            self._validity = self._select(folder, readonly=False)
+        if self._validity != uidvalidity:
+            return False  # the folder was rebuilt: this UID no longer names our message
+        number = int(uid)
+        if not self.client.search(["UID", str(number)]):
+            return False
+        if action == "seen":
+            self.client.add_flags([number], [imapclient.SEEN])
+        elif action == "flag":
+            self.client.add_flags([number], [imapclient.FLAGGED])
+        elif action == "move":
+            if self.client.has_capability("MOVE"):
+                self.client.move([number], target)
+            else:
+                self.client.copy([number], target)
+                self.client.delete_messages([number])
+                self._expunge(number)
+        elif action == "delete":
+            self.client.delete_messages([number])
+            self._expunge(number)
+        else:
+            raise ValueError(f"unknown mailbox action {action!r}")
+        return True
+
+    def _expunge(self, number: int) -> None:
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge([number])
+        else:
+            self.client.expunge()
+
+    def append(self, folder: str, raw: bytes) -> None:
+        self.client.append(folder, raw, flags=[imapclient.SEEN])
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except (OSError, IMAPClientError, socket.error):
+            pass
+
+
+class MaildirMailbox:
+    """A local Maildir++ tree (INBOX at the root, .Junk, .Trash, .Sent): the demo's mailbox.
+
+    UIDVALIDITY is 0 and the UID is the Maildir key; delivery time is the file's mtime."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = stdlib_mailbox.Maildir(root, create=True)
+        existing = set(self.root.list_folders())
+        for name in ("Junk", "Trash", "Sent"):
+            if name not in existing:
+                self.root.add_folder(name)
+        self.folders = Folders(inbox="INBOX", junk="Junk", trash="Trash", sent="Sent")
+
+    def _box(self, folder: str) -> stdlib_mailbox.Maildir:
+        return self.root if folder == "INBOX" else self.root.get_folder(folder)
+
+    def uidvalidity(self, folder: str) -> int:
+        return 0
+
+    def fetch_new(self, folder: str, after_uid: int, since: date | None,
+                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
+        box = self._box(folder)
+        box.clean()
+        entries = []
+        for key in box.keys():
+            if skip(key):
+                continue
+            message = box.get_message(key)
+            received = datetime.fromtimestamp(message.get_date(), tz=UTC)
+            if since and received.date() < since:
+                continue
+            entries.append((received, key))
+        for received, key in sorted(entries):
+            yield Fetched(folder, 0, key, received, box.get_bytes(key))
+
+    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
+        box = self._box(folder)
+        try:
+            message = box.get_message(uid)
+        except KeyError:
+            return False
+        if action == "seen":
+            message.add_flag("S")
+            box[uid] = message
+        elif action == "flag":
+            message.add_flag("F")
+            box[uid] = message
+        elif action == "move":
+            self._box(target).add(message)  # Maildir.add keeps the delivery time
+            box.remove(uid)
+        elif action == "delete":
+            box.remove(uid)
+        else:
+            raise ValueError(f"unknown mailbox action {action!r}")
+        return True
+
+    def append(self, folder: str, raw: bytes) -> None:
+        message = stdlib_mailbox.MaildirMessage(raw)
+        message.set_subdir("cur")
+        message.add_flag("S")
+        self._box(folder).add(message)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,495 @@
+"""One poll: fetch → parse → classify → journal → number → register → send → mark/move.
+
+Each stage takes its work from the journal and marks it done there, so a poll that
+crashes anywhere is finished by the next one: nothing is lost, nothing happens twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from imapclient.exceptions import IMAPClientError
+
+from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
+from saraban_mail.classify import Category, Decision, Identity, classify
+from saraban_mail.config import Config
+from saraban_mail.errors import MailboxError, RegisterBusy, RegisterError, SendError
+from saraban_mail.journal import Journal
+from saraban_mail.mailbox import Fetched, Mailbox
+from saraban_mail.parse import Incoming, parse
+from saraban_mail.register import append_rows, highest_number, incoming_path
+from saraban_mail.replies import Envelope, Reply, Templates, build
+from saraban_mail.rules import RuleSet
+from saraban_mail.send import Outgoing, Transport
+from saraban_mail.thaitext import english_datetime, thai_datetime
+
+log = logging.getLogger("saraban_mail")
+
+NETWORK_ERRORS = (MailboxError, IMAPClientError, OSError)
+
+
+@dataclass
+class Context:
+    config: Config
+    rules: RuleSet
+    calendar: BusinessCalendar
+    journal: Journal
+    mailbox: Mailbox
+    transport: Transport
+    templates: Templates
+    clock: Callable[[], datetime]
+    dry_run: bool = False
+
+
+@dataclass
+class PollReport:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    # One line each: work that is left pending or needs a person.
+    problems: list[str] = field(default_factory=list)
+
+
+def poll(ctx: Context) -> PollReport:
+    report = PollReport()
+    poll_id = uuid.uuid4().hex
+    _intake(ctx, poll_id, report)
+    _number(ctx, report)
+    if not ctx.dry_run:
+        _write_register(ctx, report)
+        _send(ctx, report)
+        _apply_actions(ctx, report)
+    report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
+    return report
+
+
+# -- 1. intake: fetch, parse, classify, record ------------------------------------------
+
+
+def _intake(ctx: Context, poll_id: str, report: PollReport) -> None:
+    box = ctx.mailbox
+    start = ctx.config.policy.start_date
+    for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
+        try:
+            validity = box.uidvalidity(folder)
+            state = ctx.journal.folder_state(folder)
+            after = state.last_uid if state and state.uidvalidity == validity else 0
+            if state and state.uidvalidity != validity:
+                log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
+            known = lambda uid, f=folder, v=validity: ctx.journal.known_copy(f, v, uid)  # noqa: E731
+            for fetched in box.fetch_new(folder, after, start, known):
+                try:
+                    _intake_one(ctx, fetched, poll_id)
+                except Exception as exc:  # one bad message never stops a poll
+                    log.exception("message %s/%s failed", folder, fetched.uid)
+                    report.problems.append(
+                        f"{folder} UID {fetched.uid}: could not be handled ({exc}); "
+                        "it will be tried again at the next poll"
+                    )
+        except NETWORK_ERRORS as exc:
+            report.problems.append(f"{folder}: mailbox error: {exc}")
+
+
+def _is_duplicate(known_folder: str, known_validity: int, fetched: Fetched, junk: str | None) -> bool:
+    """A second delivery of a mail we know, rather than our own move or a re-scan."""
+    if fetched.folder != known_folder:
+        return known_folder != junk  # a copy we moved out of Junk is not a duplicate
+    return fetched.uidvalidity == known_validity
+
+
+def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
+    journal, folders = ctx.journal, ctx.mailbox.folders
+    mail = parse(fetched.raw)
+    now = ctx.clock()
+    with journal.transaction():
+        known = journal.find_identity(mail.identity)
+        if known is not None:
+            duplicate = _is_duplicate(known.folder, known.uidvalidity, fetched, folders.junk)
+            journal.add_copy(fetched.folder, fetched.uidvalidity, fetched.uid, known.id,
+                             "duplicate" if duplicate else "copy", poll_id)
+            if duplicate:
+                journal.add_action(known.id, fetched.folder, fetched.uidvalidity, fetched.uid,
+                                   "seen")
+            journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
+            return
+        decision = classify(mail, ctx.rules, _identity(ctx.config))
+        record = _record(ctx, fetched, mail, decision)
+        message = journal.add_message(
+            identity=mail.identity, folder=fetched.folder, uidvalidity=fetched.uidvalidity,
+            uid=fetched.uid, category=decision.category, rule=decision.rule,
+            requester=decision.requester,
+            official_received_at=datetime.fromisoformat(record["official_received_at"]),
+            record=record, poll=poll_id, now=now,
+        )
+        journal.add_copy(fetched.folder, fetched.uidvalidity, fetched.uid, message, "original",
+                         poll_id)
+        for seq, (action, target) in enumerate(_mailbox_actions(ctx, fetched, decision)):
+            journal.add_action(message, fetched.folder, fetched.uidvalidity, fetched.uid,
+                               action, target, seq)
+        for reply in _immediate_replies(ctx, mail, decision, record, fetched.raw, now):
+            _queue(ctx, message, reply, now)
+        journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
+    if not ctx.dry_run:
+        _keep_files(ctx, mail, decision, fetched.raw)
+
+
+def _identity(config: Config) -> Identity:
+    return Identity(own_addresses=frozenset({config.agency.email.lower()}),
+                    staff=frozenset(config.staff.addresses))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision) -> dict[str, Any]:
+    """Everything later stages need, as plain JSON in the journal."""
+    cal = ctx.calendar
+    received = fetched.received_at.astimezone(cal.tz)
+    return {
+        "message_id": mail.message_id,
+        "folder": fetched.folder,
+        "uid": fetched.uid,
+        "from": mail.from_addr,
+        "from_name": mail.from_name,
+        "requester": d.requester,
+        "requester_name": d.requester_name,
+        "subject": mail.subject,
+        "date_header": _iso(mail.date_header),
+        "references": list(mail.references[-20:]),
+        "category": str(d.category),
+        "rule": d.rule,
+        "reason": d.reason,
+        "high_risk": d.high_risk,
+        "high_risk_rule": d.high_risk_rule,
+        "agency": d.agency.model_dump() if d.agency else None,
+        "channel": d.channel.model_dump() if d.channel else None,
+        "received_at": received.isoformat(),
+        "official_received_at": official_received_at(received, cal).isoformat(),
+        "ack_due": ack_due(received, cal).isoformat() if d.category.registered else None,
+        "attachments": [
+            {"name": a.name, "type": a.content_type, "size": a.size, "sha256": a.sha256}
+            for a in mail.attachments
+        ],
+        "planned": _planned(ctx, fetched, d),
+    }
+
+
+def _planned(ctx: Context, fetched: Fetched, d: Decision) -> list[str]:
+    steps = {
+        Category.VALID: ["register", "acknowledge"],
+        Category.WRONG_CHANNEL: ["register", "acknowledge_wrong_channel"],
+        Category.WRONG_AGENCY: ["reply_wrong_agency"],
+        Category.WRONG_AGENCY_FORWARD: [f"forward:{d.agency.id if d.agency else ''}",
+                                        "notify_sender"],
+        Category.NEEDS_REVIEW: ["keep_raw"],
+    }.get(d.category, [])
+    for action, target in _mailbox_actions(ctx, fetched, d):
+        steps.append(f"{action}:{target}" if target else action)
+    return steps
+
+
+def _mailbox_actions(ctx: Context, fetched: Fetched, d: Decision) -> list[tuple[str, str]]:
+    folders = ctx.mailbox.folders
+    if d.category == Category.SPAM:
+        if ctx.config.policy.spam_action == "delete":
+            return [("delete", "")]
+        # No Trash folder: leave spam where it is rather than delete it.
+        return [("move", folders.trash)] if folders.trash else [("seen", "")]
+    first = ("flag", "") if d.category == Category.NEEDS_REVIEW else ("seen", "")
+    # Junk that is not spam belongs in the inbox [seed 004 App.3 §4].
+    return [first, ("move", folders.inbox)] if fetched.folder == folders.junk else [first]
+
+
+def _keep_files(ctx: Context, mail: Incoming, d: Decision, raw: bytes) -> None:
+    data = ctx.config.paths.data_dir
+    if d.category == Category.NEEDS_REVIEW:
+        _private_write(data / "review" / f"{mail.identity}.eml", raw)
+    elif d.category.registered:
+        for index, attachment in enumerate(mail.attachments, start=1):
+            _private_write(data / "attachments" / mail.identity[:20] /
+                           f"{index:02d}-{safe_filename(attachment.name)}", attachment.data)
+
+
+def safe_filename(name: str) -> str:
+    """A name from the mail, made harmless: no path, no control or RTL characters,
+    no leading dot, no reserved Windows device name, at most 100 characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^\w.\- ()\u0e00-\u0e7f]", "_", name).strip(" .") or "attachment"
+    stem = name.split(".")[0].upper()
+    if stem in {"CON", "PRN", "AUX", "NUL"} or re.fullmatch(r"(COM|LPT)\d", stem):
+        name = "_" + name
+    if len(name) > 100:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        suffix = Path(name).suffix[:10]
+        name = f"{name[:80]}-{digest}{suffix}"
+    return name
+
+
+def _private_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+
+
+# -- replies ---------------------------------------------------------------------------
+
+
+def _context(ctx: Context, record: dict[str, Any], receipt: str = "") -> dict[str, Any]:
+    cal = ctx.calendar
+    official = datetime.fromisoformat(record["official_received_at"]).astimezone(cal.tz)
+    due = record.get("ack_due")
+    risk = next((r for r in ctx.rules.high_risk if r.id == record["high_risk_rule"]), None)
+    return {
+        "agency": ctx.config.agency,
+        "receipt": receipt,
+        "official_th": thai_datetime(official),
+        "official_en": english_datetime(official),
+        "ack_due_th": thai_datetime(datetime.fromisoformat(due)) if due else "",
+        "subject": record["subject"] or "(ไม่มีหัวเรื่อง / no subject)",
+        "requester": record["requester"],
+        "requester_name": record["requester_name"],
+        "high_risk": record["high_risk"],
+        "high_risk_th": risk.name_th if risk else "",
+        "high_risk_en": risk.name_en if risk else "",
+        "channel": record["channel"],
+        "target": record["agency"],
+        "processing_time_th": ctx.config.replies.processing_time_th,
+        "processing_time_en": ctx.config.replies.processing_time_en,
+    }
+
+
+def _envelope(ctx: Context, record: dict[str, Any] | None) -> Envelope:
+    agency = ctx.config.agency
+    return Envelope(
+        from_name=agency.name_th, from_addr=agency.email, domain=agency.domain,
+        in_reply_to=record["message_id"] if record else "",
+        references=tuple(record["references"]) if record else (),
+    )
+
+
+def _reply(ctx: Context, kind: str, record: dict[str, Any], now: datetime,
+           receipt: str = "") -> Reply:
+    subject, body = ctx.templates.render(kind, _context(ctx, record, receipt))
+    return build(kind, record["requester"], subject, body, _envelope(ctx, record), now)
+
+
+def _immediate_replies(ctx: Context, mail: Incoming, d: Decision, record: dict[str, Any],
+                       raw: bytes, now: datetime) -> list[Reply]:
+    """Replies that need no receipt number: wrong agency, and forwards."""
+    if d.category == Category.WRONG_AGENCY:
+        return [_reply(ctx, "wrong_agency", record, now)]
+    if d.category == Category.WRONG_AGENCY_FORWARD and d.agency:
+        subject, body = ctx.templates.render("forward_cover", _context(ctx, record))
+        forward = build("forward", d.agency.email, subject, body, _envelope(ctx, None), now,
+                        attach=raw, auto="auto-forwarded")
+        return [forward, _reply(ctx, "forward_note", record, now)]
+    return []
+
+
+def _queue(ctx: Context, message: int, reply: Reply, now: datetime) -> bool:
+    """Queue a reply unless its recipient already had the day's share (a loop brake)."""
+    journal = ctx.journal
+    limit = ctx.config.policy.max_replies_per_sender_per_day
+    day = now.astimezone(ctx.calendar.tz).date()
+    if reply.kind != "forward" and journal.replies_on(reply.recipient, day) >= limit:
+        log.warning("not replying to %s: %d replies today already", reply.recipient, limit)
+        return False
+    journal.queue_mail(message=message, kind=reply.kind, recipient=reply.recipient,
+                       message_id=reply.message_id, raw=reply.raw,
+                       now=now.astimezone(ctx.calendar.tz))
+    return True
+
+
+# -- 2. numbering: receipt numbers in order of official receipt time ---------------------
+
+
+def _number(ctx: Context, report: PollReport) -> None:
+    journal = ctx.journal
+    pending = journal.unnumbered((Category.VALID.value, Category.WRONG_CHANNEL.value))
+    if not pending:
+        return
+    highest: dict[int, int] = {}
+    now = ctx.clock()
+    with journal.transaction():
+        for row in pending:
+            year = buddhist_year(datetime.fromisoformat(row["official_received_at"]))
+            if year not in highest:
+                try:
+                    in_sheet = highest_number(incoming_path(ctx.config.paths.register_dir, year))
+                except RegisterError as exc:
+                    # Without the sheet's numbers a new number could clash with a clerk's.
+                    report.problems.append(f"{exc}; receipt numbers for {year} wait")
+                    highest[year] = -1
+                    continue
+                highest[year] = max(in_sheet, journal.highest_receipt(year))
+            if highest[year] < 0:
+                continue
+            number = highest[year] = highest[year] + 1
+            record = journal.record(row["id"])
+            journal.set_receipt(row["id"], year, number)
+            journal.add_register_row(row["id"], year, number, _register_row(ctx, record, number))
+            kind = "acknowledgement" if record["category"] == Category.VALID else "wrong_channel"
+            if record["requester"]:
+                _queue(ctx, row["id"], _reply(ctx, kind, record, now, f"{number}/{year}"), now)
+
+
+def _register_row(ctx: Context, record: dict[str, Any], number: int) -> dict[str, Any]:
+    sender = record["requester"]
+    name = record["requester_name"]
+    remarks = [f"รับทางอีเมล; กฎ {record['rule']}: {record['reason']}"]
+    if record["high_risk"]:
+        remarks.append(f"ความเสี่ยงสูง ({record['high_risk_rule']}): ต้องยืนยันตัวตนก่อนดำเนินการ")
+    if record["folder"] == ctx.mailbox.folders.junk:
+        remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
+    return {
+        "receipt_no": number,
+        "doc_no": "",
+        "doc_date": record["date_header"],
+        "from": f"{name} <{sender}>" if name else sender,
+        "to": ctx.config.agency.name_th,
+        "subject": record["subject"],
+        "remarks": "\n".join(remarks),
+        "email": sender,
+        "received_at": record["received_at"],
+        "official_received_at": record["official_received_at"],
+        "ack_due": record["ack_due"],
+        "category": record["category"],
+        "high_risk": "ใช่" if record["high_risk"] else "",
+        "attachments": "\n".join(
+            f"{a['name']} ({a['size']:,} bytes, SHA-256 {a['sha256']})"
+            for a in record["attachments"]
+        ),
+        "message_id": record["message_id"],
+    }
+
+
+# -- 3. register ------------------------------------------------------------------------
+
+
+def _write_register(ctx: Context, report: PollReport) -> None:
+    journal = ctx.journal
+    by_year: dict[int, list] = defaultdict(list)
+    for row in journal.pending_register_rows():
+        by_year[row["year"]].append(row)
+    for year, rows in by_year.items():
+        path = incoming_path(ctx.config.paths.register_dir, year)
+        acks = journal.unwritten_acks(year)
+        sent = {
+            a["receipt_no"]: datetime.fromisoformat(a["sent_at"])
+            .astimezone(ctx.calendar.tz).isoformat()
+            for a in acks
+        }
+        title = f"ทะเบียนหนังสือรับ {ctx.config.agency.name_th} ปี พ.ศ. {year}"
+        try:
+            append_rows(path, title, [_json_row(r["row"]) for r in rows], sent,
+                        ctx.config.registers.date_style)
+        except RegisterBusy as exc:
+            report.problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
+            continue
+        except RegisterError as exc:
+            report.problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
+            continue
+        now = ctx.clock()
+        with journal.transaction():
+            journal.mark_rows_written([r["message"] for r in rows], now)
+            journal.mark_acks_written([a["message"] for a in acks], now)
+
+
+def _json_row(text: str) -> dict[str, Any]:
+    return json.loads(text)
+
+
+# -- 4. send ----------------------------------------------------------------------------
+
+
+def _send(ctx: Context, report: PollReport) -> None:
+    journal = ctx.journal
+    pending = journal.pending_mail()
+    if pending:
+        mails = [Outgoing(r["id"], r["recipient"], r["raw"]) for r in pending]
+        try:
+            results = ctx.transport.send_all(ctx.config.agency.email, mails)
+        except SendError as exc:
+            report.problems.append(f"{exc}: {len(mails)} message(s) wait in the journal")
+            results = []
+        for result in results:
+            now = ctx.clock()
+            if result.ok:
+                journal.mark_sent(result.id, now)
+            else:
+                journal.mark_send_failed(result.id, result.error,
+                                         give_up=now if result.permanent else None)
+                state = "refused for good" if result.permanent else "will be retried"
+                report.problems.append(f"mail {result.id}: {result.error} ({state})")
+    sent_folder = ctx.mailbox.folders.sent
+    if not sent_folder:
+        return
+    for row in journal.unfiled_mail():
+        try:
+            ctx.mailbox.append(sent_folder, row["raw"])
+        except NETWORK_ERRORS as exc:
+            report.problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
+            return
+        journal.mark_filed(row["id"], ctx.clock())
+
+
+# -- 5. mark and move -------------------------------------------------------------------
+
+
+def _apply_actions(ctx: Context, report: PollReport) -> None:
+    journal = ctx.journal
+    for row in journal.pending_actions():
+        try:
+            done = ctx.mailbox.apply(row["folder"], row["uidvalidity"], row["uid"],
+                                     row["action"], row["target"])
+        except NETWORK_ERRORS as exc:
+            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
+            report.problems.append(
+                f"{row['folder']} UID {row['uid']}: {row['action']} failed ({exc}); retried next poll"
+            )
+            continue
+        if not done:
+            log.info("%s UID %s is gone; %s skipped", row["folder"], row["uid"], row["action"])
+        journal.mark_action(row["id"], ctx.clock())
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def _output(ctx: Context, copy: Any) -> dict[str, Any]:
+    """One JSON Lines record (SPEC §7) for a message handled in this poll."""
+    record = ctx.journal.record(copy["message"])
+    year, number = ctx.journal.receipt(copy["message"])
+    duplicate = copy["kind"] == "duplicate"
+    uid: int | str = copy["uid"]
+    if isinstance(uid, str) and uid.isdigit():
+        uid = int(uid)
+    return {
+        "message_id": record["message_id"],
+        "folder": copy["folder"],
+        "uid": uid,
+        "from": record["from"],
+        "requester": record["requester"],
+        "subject": record["subject"],
+        "category": record["category"],
+        "high_risk": record["high_risk"],
+        "rule": "duplicate" if duplicate else record["rule"],
+        "reason": "a second copy of a mail already handled" if duplicate else record["reason"],
+        "receipt_no": number,
+        "receipt_year": year,
+        "received_at": record["received_at"],
+        "official_received_at": record["official_received_at"],
+        "ack_due": record["ack_due"],
+        "actions": ["seen"] if duplicate else record["planned"],
+    }
+

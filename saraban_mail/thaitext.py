@@ -1,0 +1,42 @@
+"""Thai text helpers: Buddhist-era dates, Thai digits, and text normalisation for matching.
+
+Pure functions; used by templates, the register and the rules."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+
+MONTHS_SHORT = (
+    "ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
+    "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.",
+)
+MONTHS_EN = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)
+_THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
+
+
+def thai_digits(text: str) -> str:
+    return text.translate(_THAI_DIGITS)
+
+
+def thai_date(day: date, *, digits: bool = False) -> str:
+    """23 พ.ย. 2569 (or ๒๓ พ.ย. ๒๕๖๙)."""
+    text = f"{day.day} {MONTHS_SHORT[day.month - 1]} {day.year + 543}"
+    return thai_digits(text) if digits else text
+
+
+def thai_datetime(moment: datetime, *, digits: bool = False) -> str:
+    """23 พ.ย. 2569 เวลา 08.30 น. (Thai writes the time with a dot)."""
+    text = f"{thai_date(moment.date())} เวลา {moment:%H.%M} น."
+    return thai_digits(text) if digits else text
+
+
+def english_datetime(moment: datetime) -> str:
+    return f"{moment.day} {MONTHS_EN[moment.month - 1]} {moment.year}, {moment:%H:%M}"
+
+
+def fold(text: str) -> str:
+    """Normalise for keyword matching: NFKC (so SARA AM matches either spelling), casefold."""
+    return unicodedata.normalize("NFKC", text).casefold()
