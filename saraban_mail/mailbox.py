@@ -5,6 +5,7 @@ local Maildir for the demo. Protocol details stay here, out of the business code
 
 from __future__ import annotations
 
+import contextlib
 import mailbox as stdlib_mailbox
 import socket
 import ssl
@@ -16,6 +17,7 @@ from typing import Protocol
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import JUNK, SENT, TRASH
 
 from saraban_mail.config import Imap
 from saraban_mail.errors import LoginRefused, MailboxError
@@ -87,9 +89,9 @@ class ImapMailbox:
         names, flags = self._list()
         self.folders = Folders(
             inbox=settings.inbox,
-            junk=_pick(names, settings.junk, imapclient.JUNK, flags, JUNK_NAMES),
-            trash=_pick(names, settings.trash, imapclient.TRASH, flags, TRASH_NAMES),
-            sent=_pick(names, settings.sent, imapclient.SENT, flags, SENT_NAMES),
+            junk=_pick(names, settings.junk, JUNK, flags, JUNK_NAMES),
+            trash=_pick(names, settings.trash, TRASH, flags, TRASH_NAMES),
+            sent=_pick(names, settings.sent, SENT, flags, SENT_NAMES),
         )
 
     @staticmethod
@@ -190,10 +192,8 @@ class ImapMailbox:
         self.client.append(folder, raw, flags=[imapclient.SEEN])
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, IMAPClientError, socket.error):
             self.client.logout()
-        except (OSError, IMAPClientError, socket.error):
-            pass
 
 
 class MaildirMailbox:
@@ -221,7 +221,7 @@ class MaildirMailbox:
         box = self._box(folder)
         box.clean()
         entries = []
-        for key in box.keys():
+        for key in box:
             if skip(key):
                 continue
             message = box.get_message(key)

@@ -84,6 +84,14 @@ def _numbers(sheet: Worksheet) -> list[int]:
     return found
 
 
+def _last_used_row(sheet: Worksheet) -> int:
+    """The last row holding a value (max_row also counts rows that are only styled)."""
+    for row in range(sheet.max_row, 0, -1):
+        if any(cell.value not in (None, "") for cell in sheet[row]):
+            return row
+    return 0
+
+
 def highest_number(path: Path) -> int:
     """The highest receipt number already in the workbook (0 when there is none)."""
     if not path.exists():
@@ -108,7 +116,7 @@ def _new_book(title: str) -> openpyxl.Workbook:
         cell.font = Font(name=FONT, size=14, bold=True)
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         sheet.column_dimensions[cell.column_letter].width = column.width
-    sheet.freeze_panes = sheet.cell(FIRST_DATA_ROW, 1)
+    sheet.freeze_panes = f"A{FIRST_DATA_ROW}"
     sheet.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
@@ -160,7 +168,7 @@ def append_rows(path: Path, title: str, rows: list[dict[str, Any]], acks: dict[i
         if number in present:
             already.append(number)
             continue
-        target = max(sheet.max_row + 1, FIRST_DATA_ROW)
+        target = max(_last_used_row(sheet) + 1, FIRST_DATA_ROW)
         for index, column in enumerate(INCOMING_COLUMNS, start=1):
             _set(sheet, target, index, column, row.get(column.key), style)
         present.add(number)

@@ -5,6 +5,7 @@ A transport only delivers bytes; what to send and when is the pipeline's busines
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import tempfile
@@ -76,10 +77,8 @@ class SmtpTransport:
                     results.append(Result(mail.id, False, False, str(exc)))
                     break  # the connection is gone: the rest waits for the next poll
         finally:
-            try:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                pass
         return results
 
 

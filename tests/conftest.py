@@ -1,0 +1,91 @@
+"""Fixtures: real Dovecot and SMTP servers, and a configured office around them."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import imapclient
+import pytest
+
+from tests.servers import PASSWORD, Dovecot, dovecot_available, start_dovecot, start_smtp
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    if not dovecot_available():
+        message = "Dovecot is not installed (run tests/setup-and-run.sh)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = start_dovecot()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp():
+    controller, sink = start_smtp()
+    sink.port = controller.port
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def imap_account(dovecot: Dovecot):
+    return dovecot.account()
+
+
+def imap_client(dovecot: Dovecot, account: str) -> imapclient.IMAPClient:
+    client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(account, PASSWORD)
+    return client
+
+
+def deliver(dovecot: Dovecot, account: str, folder: str, raw: bytes, when: datetime) -> None:
+    client = imap_client(dovecot, account)
+    try:
+        client.append(folder, raw, msg_time=when)
+    finally:
+        client.logout()
+
+
+CONFIG = """
+[agency]
+name_th = "เทศบาลตำบลหนองตัวอย่าง"
+name_en = "Nong Tua Yang Subdistrict Municipality"
+phone = "0 4400 0000"
+email = "saraban@nongtuayang.go.th"
+
+[mailbox]
+backend = "imap"
+
+[imap]
+host = "127.0.0.1"
+port = {imap_port}
+security = "plain"
+username = "{account}"
+
+[smtp]
+transport = "smtp"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+
+[staff]
+addresses = ["somsri.staff@gmail.com"]
+"""
+
+
+@pytest.fixture
+def office(tmp_path: Path, dovecot: Dovecot, imap_account: str, smtp, monkeypatch):
+    """A config.toml for a fresh IMAP account; the password comes from the environment."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(imap_port=dovecot.port, account=imap_account,
+                                    smtp_port=smtp.port), encoding="utf-8")
+    monkeypatch.setenv("SARABAN_IMAP__PASSWORD", PASSWORD)
+    monkeypatch.delenv("SARABAN_CONFIG", raising=False)
+    return config

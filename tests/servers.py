@@ -1,0 +1,183 @@
+"""Real servers for the tests: Dovecot (IMAP) on a free loopback port, aiosmtpd (SMTP).
+
+Dovecot runs from a temporary config; as root its mail processes run as the
+`dovecot` user and its login process as `dovenull`, as Dovecot requires."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+PASSWORD = "secret-pw"
+USERS = 80
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    port: int
+    tls_port: int
+    ca_file: Path
+    process: subprocess.Popen | None = None
+    _next: int = 0
+
+    def account(self) -> str:
+        self._next += 1
+        return f"user{self._next}@test.example"
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port)
+            wait_for_port(self.tls_port)
+        except RuntimeError:
+            self.stop()
+            err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+            raise RuntimeError(f"dovecot did not start: {err}\n{self.log()}") from None
+
+
+def dovecot_available() -> bool:
+    return os.path.exists(DOVECOT)
+
+
+def start_dovecot() -> Dovecot:
+    import trustme
+
+    root = Path(tempfile.mkdtemp(prefix="saraban-dovecot-"))
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        internal, login = "dovecot", "dovenull"
+    else:
+        internal = login = pwd.getpwuid(os.geteuid()).pw_name
+    owner = pwd.getpwnam(internal)
+    mail = root / "mail"
+    mail.mkdir()
+    os.chown(mail, owner.pw_uid, owner.pw_gid)
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+
+    users = "".join(f"user{i}@test.example:{{PLAIN}}{PASSWORD}::::::\n" for i in range(1, USERS))
+    (root / "passwd").write_text(users)
+    port, tls_port = free_port(), free_port()
+    (root / "dovecot.conf").write_text(f"""
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = yes
+ssl_cert = <{root}/server.pem
+ssl_key = <{root}/server.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = 0
+first_valid_gid = 0
+mail_location = maildir:{mail}/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={owner.pw_uid} gid={owner.pw_gid} home={mail}/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+}}
+""")
+    server = Dovecot(root=root, port=port, tls_port=tls_port, ca_file=root / "ca.pem")
+    server.start()
+    return server
+
+
+@dataclass
+class SmtpSink:
+    """aiosmtpd handler keeping every accepted message; `refuse` makes it answer 451/550."""
+
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    refuse: str = ""
+
+    async def handle_DATA(self, server, session, envelope: Envelope) -> str:
+        if self.refuse:
+            return self.refuse
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def start_smtp() -> tuple[Controller, SmtpSink]:
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller, sink
