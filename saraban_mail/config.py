@@ -70,7 +70,7 @@ class Imap(_Section):
 class Smtp(_Section):
     transport: Literal["smtp", "pickup"] = "smtp"
     host: str = "smtp.mail.go.th"
-    port: int = 587
+    port: int = 25
     security: Literal["tls", "starttls", "plain"] = "starttls"
     username: str = ""
     password: str = ""

@@ -221,7 +221,7 @@ class MaildirMailbox:
         box = self._box(folder)
         box.clean()
         entries = []
-        for key in box:
+        for key in box.iterkeys():
             if skip(key):
                 continue
             message = box.get_message(key)

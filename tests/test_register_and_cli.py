@@ -1,0 +1,197 @@
+"""The register workbook shared with clerks, the configuration, and the command line.
+
+These run against a local Maildir and a pickup folder: real files, no server needed."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from saraban_mail.config import load_config
+from saraban_mail.demo import AGENCY, CONFIG, STAFF, samples
+from saraban_mail.errors import ConfigError
+from saraban_mail.pipeline import safe_filename
+
+
+def office_with(tmp_path: Path, chosen: list) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(agency=AGENCY, staff=STAFF), encoding="utf-8")
+    root = mailbox.Maildir(tmp_path / "maildir", create=True)
+    junk = root.add_folder("Junk")
+    for sample in chosen:
+        message = mailbox.MaildirMessage(sample.raw)
+        message.set_date(sample.received_at.timestamp())
+        (junk if sample.folder == "Junk" else root).add(message)
+    return config
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "saraban_mail", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def poll(config: Path) -> subprocess.CompletedProcess:
+    return cli("poll", "--config", str(config), "--json")
+
+
+def by_key(key: str):
+    return next(s for s in samples() if s.key == key)
+
+
+def test_numbers_continue_after_a_clerks_paper_rows_and_keep_the_clerks_edits(tmp_path):
+    config = office_with(tmp_path, [by_key("building_permit")])
+    assert poll(config).returncode == 0
+    book_path = tmp_path / "register" / "incoming-2569.xlsx"
+    book = openpyxl.load_workbook(book_path)
+    sheet = book.worksheets[0]
+    sheet.append([2, "นม 0023/123", None, "สำนักงานจังหวัด", "นายกเทศมนตรี", "หนังสือกระดาษ"])
+    sheet.cell(3, 7, "ส่งกองช่างแล้ว")  # the clerk's note in การปฏิบัติ
+    book.create_sheet("สรุป")
+    book.save(book_path)
+
+    root = mailbox.Maildir(tmp_path / "maildir")
+    message = mailbox.MaildirMessage(by_key("english_html").raw)
+    message.set_date(by_key("english_html").received_at.timestamp())
+    root.add(message)
+    result = poll(config)
+    assert result.returncode == 0, result.stderr
+    assert [r["receipt_no"] for r in map(json.loads, result.stdout.splitlines())] == [3]
+
+    book = openpyxl.load_workbook(book_path)
+    sheet = book.worksheets[0]
+    assert [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)] == [1, 2, 3]
+    assert sheet.cell(3, 7).value == "ส่งกองช่างแล้ว"
+    assert book.sheetnames == ["ทะเบียนหนังสือรับ", "สรุป"]
+    assert (tmp_path / "register" / "incoming-2569.xlsx.bak").exists()
+
+
+def test_open_workbook_keeps_rows_pending_and_writes_them_at_the_next_poll(tmp_path):
+    config = office_with(tmp_path, [by_key("building_permit")])
+    register = tmp_path / "register"
+    register.mkdir()
+    lock = register / ".~lock.incoming-2569.xlsx#"
+    lock.write_text("clerk,office-pc")
+    first = poll(config)
+    assert first.returncode == 3
+    assert "open in a spreadsheet program" in first.stderr
+    assert json.loads(first.stdout)["receipt_no"] == 1
+    assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 1  # the ack still went
+    assert not (register / "incoming-2569.xlsx").exists()
+
+    lock.unlink()
+    second = poll(config)
+    assert second.returncode == 0, second.stderr
+    sheet = openpyxl.load_workbook(register / "incoming-2569.xlsx").worksheets[0]
+    assert [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)] == [1]
+    assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 1
+
+
+def test_formula_looking_subject_is_stored_as_text(tmp_path):
+    config = office_with(tmp_path, [by_key("formula_subject")])
+    assert poll(config).returncode == 0
+    sheet = openpyxl.load_workbook(tmp_path / "register" / "incoming-2569.xlsx").worksheets[0]
+    cell = sheet.cell(3, 6)
+    assert cell.value.startswith("=HYPERLINK") and cell.data_type == "s" and cell.quotePrefix
+    assert cell.value == '=HYPERLINK("http://evil.example","ขอข้อมูล")'
+
+
+def test_register_dates_are_real_dates_shown_in_buddhist_era(tmp_path):
+    config = office_with(tmp_path, [by_key("building_permit")])
+    assert poll(config).returncode == 0
+    sheet = openpyxl.load_workbook(tmp_path / "register" / "incoming-2569.xlsx").worksheets[0]
+    official = sheet.cell(3, 11)
+    assert official.is_date and official.value.year == 2026
+    assert official.number_format.startswith("[$-107041E]")
+
+
+def test_needs_review_keeps_the_raw_message(tmp_path):
+    config = office_with(tmp_path, [by_key("no_sender")])
+    record = json.loads(poll(config).stdout)
+    assert record["category"] == "needs_review"
+    kept = list((tmp_path / "data" / "review").glob("*.eml"))
+    # (the Maildir stores LF line ends; the bytes are otherwise those delivered)
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == by_key("no_sender").raw.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("../../etc/passwd", "passwd"), ("CON", "_CON"), ("a\x00b\u202egnp.exe", "a_b_gnp.exe"),
+    ("..\\..\\boot.ini", "boot.ini"), (".hidden", "hidden"), ("ใบอนุญาต.pdf", "ใบอนุญาต.pdf"),
+])
+def test_attachment_names_are_made_safe(name, safe):
+    assert safe_filename(name) == safe
+
+
+def test_demo_runs_then_a_second_poll_prints_nothing(tmp_path):
+    demo = cli("demo", str(tmp_path / "office"), "--json")
+    assert demo.returncode == 0, demo.stderr
+    got = [json.loads(line) for line in demo.stdout.splitlines()]
+    assert {r["category"] for r in got} == {
+        "spam", "automated", "wrong_agency_forward", "wrong_agency", "wrong_channel", "valid",
+        "needs_review"}
+    assert len(list((tmp_path / "office" / "outbox-mail").glob("*.eml"))) == 13
+    again = poll(tmp_path / "office" / "config.toml")
+    assert (again.returncode, again.stdout) == (0, "")
+
+
+def test_bad_config_key_is_one_line_naming_key_and_file(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[imap]\nport = "nine"\n')
+    result = cli("poll", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{config}: imap.port:" in result.stderr
+    config.write_text('[imap]\nprot = 1\n')
+    assert "imap.prot: Extra inputs are not permitted" in cli("poll", "--config", str(config)).stderr
+
+
+def test_missing_config_says_what_to_do(tmp_path):
+    result = cli("poll", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "copy config.example.toml" in result.stderr
+
+
+def test_environment_overrides_the_file_and_paths_resolve_against_it(tmp_path, monkeypatch):
+    config = tmp_path / "conf" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[imap]\nusername = "file"\n[paths]\ndata_dir = "var"\n')
+    monkeypatch.setenv("SARABAN_IMAP__USERNAME", "env")
+    monkeypatch.setenv("SARABAN_POLICY__MAX_REPLIES_PER_SENDER_PER_DAY", "2")
+    loaded = load_config(config)
+    assert loaded.imap.username == "env"
+    assert loaded.policy.max_replies_per_sender_per_day == 2
+    assert loaded.paths.data_dir == tmp_path / "conf" / "var"
+    monkeypatch.setenv("SARABAN_CONFIG", str(config))
+    assert load_config().imap.username == "env"
+    monkeypatch.setenv("SARABAN_OFFICE_HOURS__CLOSE", "07:00")
+    with pytest.raises(ConfigError, match="office_hours.close"):
+        load_config(config)
+
+
+def test_example_config_is_valid(monkeypatch):
+    example = Path(__file__).parent.parent / "config.example.toml"
+    config = load_config(example)
+    assert (config.imap.host, config.imap.port, config.imap.security) == (
+        "imap.mail.go.th", 993, "tls")
+
+
+def test_replies_per_sender_per_day_are_capped(tmp_path):
+    config = office_with(tmp_path, [])
+    config.write_text(config.read_text() + "\n[policy]\nmax_replies_per_sender_per_day = 2\n")
+    root = mailbox.Maildir(tmp_path / "maildir")
+    base = by_key("building_permit")
+    for n in range(4):
+        # Four different mails from one sender on one day.
+        message = mailbox.MaildirMessage(base.raw.replace(b"Message-ID: <", f"Message-ID: <{n}".encode())
+                                         .replace(b"--\n", f"--\n\n{n}".encode(), 0) + f"\n{n}\n".encode())
+        message.set_date(base.received_at.timestamp() + n)
+        root.add(message)
+    got = [json.loads(line) for line in poll(config).stdout.splitlines()]
+    assert [r["receipt_no"] for r in got] == [1, 2, 3, 4]  # all registered
+    assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 2
