@@ -20,7 +20,7 @@ from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
-from saraban_mail.pipeline import Context, PollReport, poll
+from saraban_mail.pipeline import Context, PollReport, check_templates, poll
 from saraban_mail.replies import Templates
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.send import transport_for
@@ -45,20 +45,20 @@ def open_mailbox(config: Config) -> Mailbox:
 
 def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Context:
     rules = load_rules(config.paths.rules_dir)
-    journal = Journal.open(config.paths.data_dir)
-    if dry_run:
-        scratch = journal.scratch_copy()
-        journal.close()
-        journal = scratch
+    templates = Templates(config.paths.templates_dir)
+    clock = clock or (lambda: datetime.now(BANGKOK))
+    calendar = calendar_for(config, rules)
+    check_templates(templates, config, rules, calendar, clock())
+    journal = (Journal.scratch if dry_run else Journal.open)(config.paths.data_dir)
     return Context(
         config=config,
         rules=rules,
-        calendar=calendar_for(config, rules),
+        calendar=calendar,
         journal=journal,
         mailbox=open_mailbox(config),
         transport=transport_for(config.smtp),
-        templates=Templates(config.paths.templates_dir),
-        clock=clock or (lambda: datetime.now(BANGKOK)),
+        templates=templates,
+        clock=clock,
         dry_run=dry_run,
     )
 

@@ -100,11 +100,16 @@ class Journal:
         connection.execute("PRAGMA foreign_keys=ON")
         return cls(connection)
 
-    def scratch_copy(self) -> Journal:
-        """An in-memory copy for --dry-run: decide everything, keep nothing."""
+    @classmethod
+    def scratch(cls, data_dir: Path) -> Journal:
+        """An in-memory copy for --dry-run: decide everything, keep nothing, create nothing."""
         memory = sqlite3.connect(":memory:", isolation_level=None)
-        self.db.backup(memory)
-        return Journal(memory)
+        path = data_dir / "journal.sqlite3"
+        if path.exists():
+            source = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            source.backup(memory)
+            source.close()
+        return cls(memory)
 
     def close(self) -> None:
         self.db.close()

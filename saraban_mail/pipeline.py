@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from imapclient.exceptions import IMAPClientError
@@ -26,7 +27,7 @@ from saraban_mail.config import Config
 from saraban_mail.errors import MailboxError, RegisterBusy, RegisterError, SendError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import Fetched, Mailbox
-from saraban_mail.parse import Incoming, parse
+from saraban_mail.parse import Incoming, identity_of, parse
 from saraban_mail.register import append_rows, highest_number, incoming_path
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
@@ -89,10 +90,19 @@ def _intake(ctx: Context, poll_id: str, report: PollReport) -> None:
                 try:
                     _intake_one(ctx, fetched, poll_id)
                 except Exception as exc:  # one bad message never stops a poll
-                    log.exception("message %s/%s failed", folder, fetched.uid)
+                    log.exception("message %s UID %s failed", folder, fetched.uid)
+                    try:
+                        _intake_failed(ctx, fetched, poll_id, exc)
+                    except Exception as again:
+                        # Not even recorded: stop this folder here so the UID is not passed.
+                        report.problems.append(
+                            f"{folder} UID {fetched.uid}: could not be recorded ({again}); "
+                            f"{folder} is read again from here at the next poll"
+                        )
+                        break
                     report.problems.append(
                         f"{folder} UID {fetched.uid}: could not be handled ({exc}); "
-                        "it will be tried again at the next poll"
+                        "flagged for review"
                     )
         except NETWORK_ERRORS as exc:
             report.problems.append(f"{folder}: mailbox error: {exc}")
@@ -109,19 +119,23 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
     journal, folders = ctx.journal, ctx.mailbox.folders
     mail = parse(fetched.raw)
     now = ctx.clock()
-    with journal.transaction():
-        known = journal.find_identity(mail.identity)
-        if known is not None:
-            duplicate = _is_duplicate(known.folder, known.uidvalidity, fetched, folders.junk)
+    known = journal.find_identity(mail.identity)
+    if known is not None:
+        duplicate = _is_duplicate(known.folder, known.uidvalidity, fetched, folders.junk)
+        with journal.transaction():
             journal.add_copy(fetched.folder, fetched.uidvalidity, fetched.uid, known.id,
                              "duplicate" if duplicate else "copy", poll_id)
             if duplicate:
                 journal.add_action(known.id, fetched.folder, fetched.uidvalidity, fetched.uid,
                                    "seen")
             journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
-            return
-        decision = classify(mail, ctx.rules, _identity(ctx.config))
-        record = _record(ctx, fetched, mail, decision)
+        return
+    decision = classify(mail, ctx.rules, _identity(ctx.config))
+    record = _record(ctx, fetched, mail, decision)
+    if not ctx.dry_run:
+        # Files first: a crash before the journal commit only means writing them again.
+        _keep_files(ctx, mail, decision, fetched.raw)
+    with journal.transaction():
         message = journal.add_message(
             identity=mail.identity, folder=fetched.folder, uidvalidity=fetched.uidvalidity,
             uid=fetched.uid, category=decision.category, rule=decision.rule,
@@ -137,8 +151,35 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
         for reply in _immediate_replies(ctx, mail, decision, record, fetched.raw, now):
             _queue(ctx, message, reply, now)
         journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
+
+
+def _intake_failed(ctx: Context, fetched: Fetched, poll_id: str, error: Exception) -> None:
+    """Record a message the pipeline itself failed on as needs_review, so that it is
+    flagged for a person and kept, and later UIDs can move on without losing it."""
+    mail = Incoming(
+        identity=identity_of(fetched.raw, ""), message_id="", from_addr="", from_name="",
+        reply_to="", to=(), cc=(), subject="", date_header=None, text="", headers={},
+        parse_error=f"internal error: {type(error).__name__}: {error}"[:300],
+    )
+    decision = Decision(Category.NEEDS_REVIEW, "internal_error", mail.parse_error or "")
+    if ctx.journal.find_identity(mail.identity) is not None:
+        return
     if not ctx.dry_run:
         _keep_files(ctx, mail, decision, fetched.raw)
+    record = _record(ctx, fetched, mail, decision)
+    with ctx.journal.transaction():
+        message = ctx.journal.add_message(
+            identity=mail.identity, folder=fetched.folder, uidvalidity=fetched.uidvalidity,
+            uid=fetched.uid, category=decision.category, rule=decision.rule, requester="",
+            official_received_at=datetime.fromisoformat(record["official_received_at"]),
+            record=record, poll=poll_id, now=ctx.clock(),
+        )
+        ctx.journal.add_copy(fetched.folder, fetched.uidvalidity, fetched.uid, message,
+                             "original", poll_id)
+        for seq, (action, target) in enumerate(_mailbox_actions(ctx, fetched, decision)):
+            ctx.journal.add_action(message, fetched.folder, fetched.uidvalidity, fetched.uid,
+                                   action, target, seq)
+        ctx.journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
 
 
 def _identity(config: Config) -> Identity:
@@ -308,6 +349,26 @@ def _queue(ctx: Context, message: int, reply: Reply, now: datetime) -> bool:
                        message_id=reply.message_id, raw=reply.raw,
                        now=now.astimezone(ctx.calendar.tz))
     return True
+
+
+TEMPLATES = ("acknowledgement", "wrong_channel", "wrong_agency", "forward_note", "forward_cover")
+
+
+def check_templates(templates: Templates, config: Config, rules: RuleSet,
+                    calendar: BusinessCalendar, now: datetime) -> None:
+    """Render every template once with sample values, so a broken template is one
+    clear error at start-up rather than a failure on a citizen's mail."""
+    ctx = SimpleNamespace(config=config, rules=rules, calendar=calendar)
+    sample = {
+        "message_id": "<sample@example>", "references": [], "subject": "ตัวอย่าง",
+        "requester": "citizen@example.com", "requester_name": "ผู้ขอ", "high_risk": True,
+        "high_risk_rule": ctx.rules.high_risk[0].id if ctx.rules.high_risk else "",
+        "channel": {"name_th": "ช่องทาง", "name_en": "channel", "correct_channel": "x"},
+        "agency": {"name_th": "หน่วยงาน", "name_en": "agency", "contact": "x", "email": "a@b.c"},
+        "official_received_at": now.isoformat(), "ack_due": now.isoformat(),
+    }
+    for name in TEMPLATES:
+        templates.render(name, _context(ctx, sample, "1/2569"))  # type: ignore[arg-type]
 
 
 # -- 2. numbering: receipt numbers in order of official receipt time ---------------------

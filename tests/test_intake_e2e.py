@@ -181,7 +181,8 @@ def test_dry_run_decides_but_changes_nothing(office, dovecot, imap_account, smtp
     assert [r["receipt_no"] for r in records(dry)] != [None] * 4
     assert smtp.messages == []
     assert mailbox_state(dovecot, imap_account) == before
-    assert not (office.parent / "register" / "incoming-2569.xlsx").exists()
+    assert not (office.parent / "register").exists()
+    assert not (office.parent / "data").exists()
     real = run_poll(office, "--json")
     assert len(records(real)) == 4  # the dry run left the journal untouched
 

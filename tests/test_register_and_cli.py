@@ -195,3 +195,39 @@ def test_replies_per_sender_per_day_are_capped(tmp_path):
     got = [json.loads(line) for line in poll(config).stdout.splitlines()]
     assert [r["receipt_no"] for r in got] == [1, 2, 3, 4]  # all registered
     assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 2
+
+
+def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_path):
+    config = office_with(tmp_path, [by_key("building_permit")])
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "acknowledgement.txt.j2").write_text("Subject: {{ receipt }\n\nbody")
+    result = poll(config)
+    assert result.returncode == 2
+    assert "acknowledgement.txt.j2" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_message_the_pipeline_fails_on_is_flagged_and_the_poll_goes_on(tmp_path, monkeypatch):
+    from saraban_mail import pipeline
+    from saraban_mail.cli import run_poll
+    from saraban_mail.config import load_config
+
+    config = office_with(tmp_path, [by_key("building_permit"), by_key("english_html")])
+    real = pipeline.classify
+
+    def failing(mail, rules, us):
+        if "building" in mail.subject.lower() or "ก่อสร้าง" in mail.subject:
+            raise RuntimeError("boom")
+        return real(mail, rules, us)
+
+    monkeypatch.setattr(pipeline, "classify", failing)
+    report = run_poll(load_config(config))
+    by_rule = {r["rule"]: r for r in report.records}
+    assert set(by_rule) == {"internal_error", "default"}
+    assert by_rule["internal_error"]["category"] == "needs_review"
+    assert by_rule["internal_error"]["actions"] == ["keep_raw", "flag"]
+    assert any("boom" in p for p in report.problems)
+    assert len(list((tmp_path / "data" / "review").glob("*.eml"))) == 1
+    flagged = [m for m in mailbox.Maildir(tmp_path / "maildir") if "F" in m.get_flags()]
+    assert len(flagged) == 1
