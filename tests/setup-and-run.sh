@@ -16,6 +16,11 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+  echo "installing python3-venv ..."
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
