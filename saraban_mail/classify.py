@@ -5,11 +5,11 @@ names its rule and a human reason so it can be explained afterwards."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from saraban_mail.parse import Incoming
+from saraban_mail.parse import Forwarded, Incoming
 from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
 from saraban_mail.thaitext import fold
 
@@ -49,6 +49,8 @@ class Decision:
     high_risk_rule: str = ""
     agency: AgencyRule | None = None
     channel: ChannelRule | None = None
+    # The mail our reply threads to: the citizen's own, for a staff forward.
+    thread_id: str = ""
 
 
 def _header_flag(headers: dict[str, str], name: str) -> str:
@@ -113,46 +115,50 @@ def classify(mail: Incoming, rules: RuleSet, us: Identity) -> Decision:
     if automated:
         return Decision(Category.AUTOMATED, *automated)
 
-    requester, name, staff_forward = _requester(mail, us)
+    requester, name, forwarded = _requester(mail, us)
     if not requester:
         return Decision(Category.NEEDS_REVIEW, "no_sender", "no usable sender address")
     if requester in us.own_addresses:
         return Decision(Category.NEEDS_REVIEW, "reply_to_self", "replies would go to our own address")
-    base = {"requester": requester, "requester_name": name}
+    # Every decision from here on has someone to answer.
+    base = Decision(Category.VALID, "default", "a request addressed to the agency",
+                    requester=requester, requester_name=name,
+                    thread_id=forwarded.message_id if forwarded else mail.message_id)
 
     agencies = [a for a in rules.agencies if _matches(a.keywords, text)]
     channels = [c for c in rules.channels if _matches(c.keywords, text)]
     if len(agencies) > 1 or (agencies and channels):
         ids = ", ".join(r.id for r in [*agencies, *channels])
-        return Decision(Category.NEEDS_REVIEW, "rule_conflict", f"rules disagree: {ids}", **base)
+        return replace(base, category=Category.NEEDS_REVIEW, rule="rule_conflict",
+                       reason=f"rules disagree: {ids}")
     if agencies:
         agency = agencies[0]
         category = Category.WRONG_AGENCY_FORWARD if agency.forward and agency.email else (
             Category.WRONG_AGENCY
         )
-        return Decision(category, agency.id, f"matter of {agency.name_th}", agency=agency, **base)
+        return replace(base, category=category, rule=agency.id,
+                       reason=f"matter of {agency.name_th}", agency=agency)
 
     high_risk = next((r for r in rules.high_risk if _matches(r.keywords, text)), None)
-    risk = {"high_risk": high_risk is not None, "high_risk_rule": high_risk.id if high_risk else ""}
+    if high_risk is not None:
+        base = replace(base, high_risk=True, high_risk_rule=high_risk.id)
     if channels:
         channel = channels[0]
-        return Decision(
-            Category.WRONG_CHANNEL, channel.id, f"declared channel: {channel.correct_channel}",
-            channel=channel, **base, **risk,
+        return replace(base, category=Category.WRONG_CHANNEL, rule=channel.id,
+                       reason=f"declared channel: {channel.correct_channel}", channel=channel)
+    if forwarded is not None:
+        return replace(
+            base, category=Category.WRONG_CHANNEL, rule="staff_forward",
+            reason=f"forwarded by staff member {mail.from_addr}; "
+                   "the citizen wrote to a personal address",
         )
-    if staff_forward:
-        return Decision(
-            Category.WRONG_CHANNEL, "staff_forward",
-            f"forwarded by staff member {mail.from_addr}; the citizen wrote to a personal address",
-            **base, **risk,
-        )
-    return Decision(Category.VALID, "default", "a request addressed to the agency", **base, **risk)
+    return base
 
 
-def _requester(mail: Incoming, us: Identity) -> tuple[str, str, bool]:
-    """The address our reply goes to, and whether a staff member forwarded the mail."""
+def _requester(mail: Incoming, us: Identity) -> tuple[str, str, Forwarded | None]:
+    """The address our reply goes to, and the citizen's mail a staff member forwarded."""
     if mail.from_addr in us.staff:
         original = next((f for f in mail.forwarded if f.from_addr), None)
         if original is not None:
-            return original.reply_to or original.from_addr, original.from_name, True
-    return mail.reply_to or mail.from_addr, mail.from_name, False
+            return original.reply_to or original.from_addr, original.from_name, original
+    return mail.reply_to or mail.from_addr, mail.from_name, None

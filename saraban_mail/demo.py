@@ -38,7 +38,7 @@ def _at(day: int, hour: int, minute: int, month: int = 4) -> datetime:
 
 def _mail(sender: str, subject: str, body: str, when: datetime, *, msgid: str | None = "auto",
           html: bool = False, charset: str = "utf-8", headers: dict[str, str] | None = None,
-          attachments: list[tuple[str, str, bytes]] = ()) -> bytes:
+          attachments: tuple[tuple[str, str, bytes], ...] = ()) -> bytes:
     msg = EmailMessage(policy=email.policy.SMTP)
     if sender:
         msg["From"] = sender
@@ -117,7 +117,7 @@ def samples() -> list[Sample]:
             "สมชาย ใจดี <somchai.j@gmail.com>", "ขออนุญาตก่อสร้างอาคาร",
             "เรียน นายกเทศมนตรี\nข้าพเจ้าขอยื่นคำขออนุญาตก่อสร้างอาคารพักอาศัย 2 ชั้น "
             "ที่ตำบลหนองตัวอย่าง แนบแบบแปลนมาด้วย\nสมชาย ใจดี โทร 081 234 5678",
-            _at(16, 10, 14), attachments=[("แบบแปลนบ้าน.pdf", "application/pdf", pdf)],
+            _at(16, 10, 14), attachments=(("แบบแปลนบ้าน.pdf", "application/pdf", pdf),),
         ), "valid"),
         Sample("english_html", "INBOX", _at(16, 11, 2), _mail(
             "John Smith <john.smith@example.com>", "Request for a business registration certificate",

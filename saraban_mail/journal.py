@@ -226,7 +226,7 @@ class Journal:
 
     # -- register rows ------------------------------------------------------------------
 
-    def add_register_row(self, message: int, year: int, number: int, row: list[Any]) -> None:
+    def add_register_row(self, message: int, year: int, number: int, row: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO register_rows (message, year, receipt_no, row) VALUES (?, ?, ?, ?)",
             (message, year, number, json.dumps(row, ensure_ascii=False)),

@@ -49,6 +49,7 @@ class Forwarded:
     from_name: str
     reply_to: str
     subject: str
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ def _parts(msg: EmailMessage) -> tuple[list[Attachment], list[Forwarded]]:
                     from_addr=addr, from_name=name,
                     reply_to=_address(header_text(inner, "Reply-To"))[1],
                     subject=_clean(header_text(inner, "Subject")),
+                    message_id=_clean(header_text(inner, "Message-ID")),
                 ))
             continue
         if part.is_multipart():

@@ -197,6 +197,7 @@ def _record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision) -> dict
     received = fetched.received_at.astimezone(cal.tz)
     return {
         "message_id": mail.message_id,
+        "thread_id": d.thread_id,
         "folder": fetched.folder,
         "uid": fetched.uid,
         "from": mail.from_addr,
@@ -313,7 +314,7 @@ def _envelope(ctx: Context, record: dict[str, Any] | None) -> Envelope:
     agency = ctx.config.agency
     return Envelope(
         from_name=agency.name_th, from_addr=agency.email, domain=agency.domain,
-        in_reply_to=record["message_id"] if record else "",
+        in_reply_to=(record.get("thread_id") or record["message_id"]) if record else "",
         references=tuple(record["references"]) if record else (),
     )
 
@@ -359,7 +360,7 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
     """Render every template once with sample values, so a broken template is one
     clear error at start-up rather than a failure on a citizen's mail."""
     ctx = SimpleNamespace(config=config, rules=rules, calendar=calendar)
-    sample = {
+    sample: dict[str, Any] = {
         "message_id": "<sample@example>", "references": [], "subject": "ตัวอย่าง",
         "requester": "citizen@example.com", "requester_name": "ผู้ขอ", "high_risk": True,
         "high_risk_rule": ctx.rules.high_risk[0].id if ctx.rules.high_risk else "",
@@ -552,5 +553,11 @@ def _output(ctx: Context, copy: Any) -> dict[str, Any]:
         "official_received_at": record["official_received_at"],
         "ack_due": record["ack_due"],
         "actions": ["seen"] if duplicate else record["planned"],
+        # What was actually queued for this message, and where it stands.
+        "mail": [] if duplicate else [
+            {"kind": m["kind"], "to": m["recipient"],
+             "status": "sent" if m["sent_at"] else "refused" if m["gave_up_at"] else "pending"}
+            for m in ctx.journal.mail_of(copy["message"])
+        ],
     }
 

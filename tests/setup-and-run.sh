@@ -28,4 +28,5 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
 .venv/bin/ruff check .
+.venv/bin/mypy saraban_mail
 exec .venv/bin/python -m pytest "$@"

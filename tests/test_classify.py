@@ -89,6 +89,7 @@ def test_declared_other_channel_is_registered_as_wrong_channel():
 def test_staff_forward_answers_the_citizen():
     original = EmailMessage()
     original["From"] = "citizen@hotmail.com"
+    original["Message-ID"] = "<citizen-1@hotmail.com>"
     original.set_content("ขอข้อมูล")
     outer = EmailMessage()
     outer["From"] = "staff@gmail.com"
@@ -98,6 +99,7 @@ def test_staff_forward_answers_the_citizen():
     d = decide(parse(outer.as_bytes()))
     assert (d.category, d.rule, d.requester) == (Category.WRONG_CHANNEL, "staff_forward",
                                                  "citizen@hotmail.com")
+    assert d.thread_id == "<citizen-1@hotmail.com>"  # the reply threads to the citizen's mail
 
 
 def test_conflicting_rules_and_missing_sender_need_review():

@@ -275,3 +275,12 @@ def test_mail_before_start_date_is_left_alone(office, dovecot, imap_account, smt
     office.write_text(office.read_text() + "\n[policy]\nstart_date = 2026-04-15\n")
     got = records(run_poll(office, "--json"))
     assert [r["subject"] for r in got] == ["ขออนุญาตก่อสร้างอาคาร"]
+
+
+def test_check_logs_in_and_lists_the_folders_it_will_read(office, dovecot, imap_account):
+    result = subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "inbox=INBOX junk=Junk trash=Trash sent=Sent" in result.stdout

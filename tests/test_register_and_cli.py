@@ -195,6 +195,8 @@ def test_replies_per_sender_per_day_are_capped(tmp_path):
     got = [json.loads(line) for line in poll(config).stdout.splitlines()]
     assert [r["receipt_no"] for r in got] == [1, 2, 3, 4]  # all registered
     assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 2
+    assert [len(r["mail"]) for r in got] == [1, 1, 0, 0]
+    assert got[0]["mail"][0]["status"] == "sent"
 
 
 def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_path):
@@ -231,3 +233,26 @@ def test_a_message_the_pipeline_fails_on_is_flagged_and_the_poll_goes_on(tmp_pat
     assert len(list((tmp_path / "data" / "review").glob("*.eml"))) == 1
     flagged = [m for m in mailbox.Maildir(tmp_path / "maildir") if "F" in m.get_flags()]
     assert len(flagged) == 1
+
+
+def test_thai_digit_dates_are_a_display_format_only(tmp_path):
+    config = office_with(tmp_path, [by_key("building_permit")])
+    config.write_text(config.read_text() + '\n[registers]\ndate_style = "thai_digits"\n')
+    assert poll(config).returncode == 0
+    cell = openpyxl.load_workbook(tmp_path / "register" / "incoming-2569.xlsx").worksheets[0]["K3"]
+    assert cell.is_date and cell.number_format.startswith("[$-D07041E]")
+
+
+def test_junk_and_trash_are_found_by_flag_then_by_usual_names():
+    from saraban_mail.mailbox import JUNK_NAMES, _pick
+
+    names = ["INBOX", "Junk E-mail", "Deleted Items", "Spam2"]
+    flags = {n: () for n in names}
+    assert _pick(names, "", b"\\Junk", flags, JUNK_NAMES) == "Junk E-mail"
+    flags["Spam2"] = (b"\\Junk",)
+    assert _pick(names, "", b"\\Junk", flags, JUNK_NAMES) == "Spam2"
+    assert _pick(names, "Deleted Items", b"\\Junk", flags, JUNK_NAMES) == "Deleted Items"
+    from saraban_mail.errors import MailboxError
+
+    with pytest.raises(MailboxError, match="'Nope' named in the config does not exist"):
+        _pick(names, "Nope", b"\\Junk", flags, JUNK_NAMES)
