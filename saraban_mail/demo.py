@@ -62,16 +62,19 @@ def _mail(sender: str, subject: str, body: str, when: datetime, *, msgid: str | 
     return msg.as_bytes()
 
 
-def _windows_874(sender: str, subject: str, body: str, when: datetime) -> bytes:
-    """What Thai Outlook sends: text labelled windows-874, a charset Python does not know."""
+def _legacy_thai(sender: str, subject: str, body: str, when: datetime,
+                 charset: str = "windows-874") -> bytes:
+    """What Thai Outlook sends: text labelled windows-874 (a charset Python does not know)
+    or TIS-620, in 8 bits."""
     import base64
 
     encoded_subject = base64.b64encode(subject.encode("cp874")).decode()
     return (
         f"From: {sender}\r\nTo: {AGENCY}\r\n"
-        f"Subject: =?windows-874?B?{encoded_subject}?=\r\n"
-        f"Date: {format_datetime(when)}\r\nMessage-ID: <outlook-874.{when:%Y%m%d%H%M}@mail.example>\r\n"
-        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"windows-874\"\r\n"
+        f"Subject: =?{charset}?B?{encoded_subject}?=\r\n"
+        f"Date: {format_datetime(when)}\r\n"
+        f"Message-ID: <outlook-{charset}.{when:%Y%m%d%H%M}@mail.example>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"{charset}\"\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
     ).encode() + body.replace("\n", "\r\n").encode("cp874")
 
@@ -126,10 +129,15 @@ def samples() -> list[Sample]:
             "shop.</p><p>Regards,<br>John Smith</p></body></html>",
             _at(16, 11, 1), html=True,
         ), "valid"),
-        Sample("outlook_874_after_friday_close", "INBOX", _at(10, 17, 45), _windows_874(
+        Sample("outlook_874_after_friday_close", "INBOX", _at(10, 17, 45), _legacy_thai(
             "ประยุทธ์ มั่นคง <prayut.m@hotmail.com>", "แจ้งซ่อมไฟส่องสว่างสาธารณะ",
             "เรียน เจ้าหน้าที่\nไฟส่องสว่างถนนหมู่ 3 เสียหลายดวง ขอให้ช่วยซ่อมด้วยครับ",
             _at(10, 17, 44),
+        ), "valid"),
+        Sample("tis_620", "INBOX", _at(17, 9, 40), _legacy_thai(
+            "สมศักดิ์ รักดี <somsak.r@hotmail.com>", "แจ้งท่อประปารั่ว",
+            "เรียน เจ้าหน้าที่\nท่อประปาหน้าบ้านเลขที่ 12 หมู่ 4 รั่ว ขอให้ช่วยซ่อมด้วยครับ",
+            _at(17, 9, 39), charset="TIS-620",
         ), "valid"),
         Sample("songkran", "INBOX", _at(14, 9, 30), _mail(
             "วันดี ศรีสุข <wandee@yahoo.co.th>", "ขอรับเบี้ยยังชีพผู้สูงอายุ",

@@ -79,13 +79,14 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
     # Receipt numbers 1..N, in order of official receipt time, Buddhist-era year.
     registered = sorted((r for r in got if r["receipt_no"] and r["rule"] != "duplicate"),
                         key=lambda r: r["receipt_no"])
-    assert [r["receipt_no"] for r in registered] == list(range(1, 11))
+    assert [r["receipt_no"] for r in registered] == list(range(1, 12))
     assert {r["receipt_year"] for r in registered} == {2569}
     officials = [r["official_received_at"] for r in registered]
     assert officials == sorted(officials)
 
     # Friday after closing, and Songkran, both count from Thursday 16 April 08:30
     # (13–15 April 2026 are the Songkran holidays); the ack is due by 10:00.
+    assert by_subject["แจ้งท่อประปารั่ว"][0]["category"] == "valid"  # TIS-620, decoded
     friday = by_subject["แจ้งซ่อมไฟส่องสว่างสาธารณะ"][0]
     assert friday["received_at"] == "2026-04-10T17:45:00+07:00"
     assert friday["official_received_at"] == "2026-04-16T08:30:00+07:00"
@@ -105,7 +106,7 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
         "wandee@yahoo.co.th", "chaiwat.office@gmail.com",  # Reply-To wins
         "dao.p@gmail.com", "somporn@gmail.com", "sales@kosangdee.co.th",
         "manee.j@hotmail.com",  # the citizen behind the staff forward
-        "nida.r@outlook.co.th", "anan.t@gmail.com", "kanya.s@gmail.com",
+        "nida.r@outlook.co.th", "somsak.r@hotmail.com", "anan.t@gmail.com", "kanya.s@gmail.com",
         "saraban@district.example.go.th",
     ])
     for _recipient, message in sent:
@@ -150,7 +151,7 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
     book_path = office.parent / "register" / "incoming-2569.xlsx"
     sheet = openpyxl.load_workbook(book_path).worksheets[0]
     rows = list(sheet.iter_rows(min_row=3, values_only=True))
-    assert [row[0] for row in rows] == list(range(1, 11))
+    assert [row[0] for row in rows] == list(range(1, 12))
     formula = next(c for c in sheet["F"] if str(c.value).startswith("=HYPERLINK"))
     assert formula.data_type == "s"
     attachments = next(row[15] for row in rows if row[5] == "ขออนุญาตก่อสร้างอาคาร")

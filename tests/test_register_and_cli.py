@@ -135,7 +135,7 @@ def test_demo_runs_then_a_second_poll_prints_nothing(tmp_path):
     assert {r["category"] for r in got} == {
         "spam", "automated", "wrong_agency_forward", "wrong_agency", "wrong_channel", "valid",
         "needs_review"}
-    assert len(list((tmp_path / "office" / "outbox-mail").glob("*.eml"))) == 13
+    assert len(list((tmp_path / "office" / "outbox-mail").glob("*.eml"))) == 14
     again = poll(tmp_path / "office" / "config.toml")
     assert (again.returncode, again.stdout) == (0, "")
 
