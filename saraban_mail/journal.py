@@ -74,7 +74,6 @@ class Known:
     folder: str
     uidvalidity: int
     uid: str
-    record: dict[str, Any]
 
 
 def _iso(moment: datetime) -> str:
@@ -153,13 +152,12 @@ class Journal:
 
     def find_identity(self, identity: str) -> Known | None:
         row = self.db.execute(
-            "SELECT id, folder, uidvalidity, uid, record FROM messages WHERE identity = ?",
+            "SELECT id, folder, uidvalidity, uid FROM messages WHERE identity = ?",
             (identity,),
         ).fetchone()
         if row is None:
             return None
-        return Known(row["id"], row["folder"], row["uidvalidity"], row["uid"],
-                     json.loads(row["record"]))
+        return Known(row["id"], row["folder"], row["uidvalidity"], row["uid"])
 
     def add_copy(self, folder: str, uidvalidity: int, uid: int | str, message: int, kind: str,
                  poll: str) -> None:
@@ -211,12 +209,6 @@ class Journal:
             "SELECT receipt_year, receipt_no FROM messages WHERE id = ?", (message,)
         ).fetchone()
         return row[0], row[1]
-
-    def messages_of_poll(self, poll: str) -> list[int]:
-        rows = self.db.execute(
-            "SELECT message FROM copies WHERE poll = ? ORDER BY rowid", (poll,)
-        ).fetchall()
-        return [r[0] for r in rows]
 
     def copies_of_poll(self, poll: str) -> list[sqlite3.Row]:
         return self.db.execute(

@@ -397,7 +397,7 @@ def _number(ctx: Context, report: PollReport) -> None:
             if highest[year] < 0:
                 continue
             number = highest[year] = highest[year] + 1
-            record = journal.record(row["id"])
+            record = json.loads(row["record"])
             journal.set_receipt(row["id"], year, number)
             journal.add_register_row(row["id"], year, number, _register_row(ctx, record, number))
             kind = "acknowledgement" if record["category"] == Category.VALID else "wrong_channel"
