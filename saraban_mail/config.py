@@ -120,6 +120,12 @@ class Replies(_Section):
 
 class Registers(_Section):
     date_style: Literal["thai_digits", "arabic"] = "arabic"
+    # A Thai font installed with Windows' Thai support; LibreOffice substitutes its own.
+    font: str = "TH Sarabun New"
+    font_size: int = Field(default=14, ge=8, le=28)
+    backups: int = Field(default=10, ge=0)
+    # A lock file older than this is reported as stale (and still respected).
+    stale_lock_hours: float = Field(default=12.0, gt=0)
 
 
 class Paths(_Section):

@@ -187,7 +187,7 @@ class Journal:
         """Registrable messages still without a receipt number, in official-time order."""
         marks = ",".join("?" * len(categories))
         return self.db.execute(
-            f"SELECT id, official_received_at, record FROM messages WHERE receipt_no IS NULL"
+            f"SELECT id, identity, official_received_at, record FROM messages WHERE receipt_no IS NULL"
             f" AND category IN ({marks}) ORDER BY official_received_at, id",
             categories,
         ).fetchall()
@@ -234,7 +234,8 @@ class Journal:
         """Acknowledgements sent since their register row was written: the row's
         'sent' cell is filled at the next save of that workbook."""
         return self.db.execute(
-            "SELECT r.message, r.receipt_no, o.sent_at FROM register_rows r JOIN outbox o"
+            "SELECT r.message, r.receipt_no, o.sent_at, m.identity FROM register_rows r"
+            " JOIN messages m ON m.id = r.message JOIN outbox o"
             " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel')"
             " WHERE r.year = ? AND r.ack_written_at IS NULL AND o.sent_at IS NOT NULL",
             (year,),
@@ -322,6 +323,50 @@ class Journal:
                             (_iso(now), action))
         else:
             self.db.execute("UPDATE actions SET last_error = ? WHERE id = ?", (error[:500], action))
+
+    def register_entries(self, year: int) -> list[sqlite3.Row]:
+        """Every receipt number the journal gave out in `year`, with its register row state."""
+        return self.db.execute(
+            "SELECT m.receipt_no, m.identity, r.written_at, r.message FROM messages m"
+            " LEFT JOIN register_rows r ON r.message = m.id"
+            " WHERE m.receipt_year = ? ORDER BY m.receipt_no", (year,)
+        ).fetchall()
+
+    def register_years(self) -> list[int]:
+        rows = self.db.execute("SELECT DISTINCT year FROM register_rows ORDER BY year")
+        return [row[0] for row in rows]
+
+    def rewrite_rows(self, messages: list[int]) -> None:
+        """--repair: write these rows again at the next register write."""
+        self.db.executemany(
+            "UPDATE register_rows SET written_at = NULL, ack_written_at = NULL WHERE message = ?",
+            [(m,) for m in messages],
+        )
+
+    def month_counts(self, year: int) -> dict[int, dict[str, int]]:
+        """Mail per month (of official receipt) and category, for Buddhist-era `year`."""
+        rows = self.db.execute(
+            "SELECT CAST(substr(official_received_at, 6, 2) AS INTEGER), category, COUNT(*)"
+            " FROM messages WHERE substr(official_received_at, 1, 4) = ? GROUP BY 1, 2",
+            (str(year - 543),),
+        )
+        months: dict[int, dict[str, int]] = {}
+        for month, category, count in rows:
+            months.setdefault(month, {})[category] = count
+        return months
+
+    def ack_timeliness(self, year: int) -> tuple[int, int, int]:
+        """(on time, late, not yet sent) acknowledgements of registered mail of `year`."""
+        row = self.db.execute(
+            "SELECT"
+            " SUM(o.sent_at IS NOT NULL AND o.sent_at <= json_extract(m.record, '$.ack_due')),"
+            " SUM(o.sent_at IS NOT NULL AND o.sent_at > json_extract(m.record, '$.ack_due')),"
+            " SUM(o.sent_at IS NULL)"
+            " FROM messages m LEFT JOIN outbox o ON o.message = m.id"
+            " AND o.kind IN ('acknowledgement', 'wrong_channel')"
+            " WHERE m.receipt_year = ?", (year,),
+        ).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT category, COUNT(*) FROM messages GROUP BY category")

@@ -24,11 +24,18 @@ from imapclient.exceptions import IMAPClientError
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
-from saraban_mail.errors import MailboxError, RegisterBusy, RegisterError, SendError
+from saraban_mail.errors import MailboxError, RegisterError, SendError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import Fetched, Mailbox
 from saraban_mail.parse import Incoming, identity_of, parse
-from saraban_mail.register import append_rows, highest_number, incoming_path
+from saraban_mail.register import (
+    INCOMING,
+    Look,
+    Summary,
+    append_rows,
+    highest_number,
+    incoming_path,
+)
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
 from saraban_mail.send import Outgoing, Transport
@@ -399,13 +406,20 @@ def _number(ctx: Context, report: PollReport) -> None:
             number = highest[year] = highest[year] + 1
             record = json.loads(row["record"])
             journal.set_receipt(row["id"], year, number)
-            journal.add_register_row(row["id"], year, number, _register_row(ctx, record, number))
+            journal.add_register_row(row["id"], year, number,
+                                     _register_row(ctx, record, number, row["identity"]))
             kind = "acknowledgement" if record["category"] == Category.VALID else "wrong_channel"
             if record["requester"]:
                 _queue(ctx, row["id"], _reply(ctx, kind, record, now, f"{number}/{year}"), now)
 
 
-def _register_row(ctx: Context, record: dict[str, Any], number: int) -> dict[str, Any]:
+def register_ref(identity: str) -> str:
+    """The service's reference in the register: how it knows a row is its own."""
+    return f"SM-{identity[:12]}"
+
+
+def _register_row(ctx: Context, record: dict[str, Any], number: int,
+                  identity: str) -> dict[str, Any]:
     sender = record["requester"]
     name = record["requester_name"]
     remarks = [f"รับทางอีเมล; กฎ {record['rule']}: {record['reason']}"]
@@ -432,6 +446,7 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int) -> dict[str
             for a in record["attachments"]
         ),
         "message_id": record["message_id"],
+        "ref": register_ref(identity),
     }
 
 
@@ -446,25 +461,48 @@ def _write_register(ctx: Context, report: PollReport) -> None:
     for year, rows in by_year.items():
         path = incoming_path(ctx.config.paths.register_dir, year)
         acks = journal.unwritten_acks(year)
-        sent = {
-            a["receipt_no"]: datetime.fromisoformat(a["sent_at"])
-            .astimezone(ctx.calendar.tz).isoformat()
+        fill = {
+            register_ref(a["identity"]): {
+                "ack_sent": datetime.fromisoformat(a["sent_at"]).astimezone(ctx.calendar.tz).isoformat()
+            }
             for a in acks
         }
-        title = f"ทะเบียนหนังสือรับ {ctx.config.agency.name_th} ปี พ.ศ. {year}"
+        settings = ctx.config.registers
         try:
-            append_rows(path, title, [_json_row(r["row"]) for r in rows], sent,
-                        ctx.config.registers.date_style)
-        except RegisterBusy as exc:
+            result = append_rows(
+                path, INCOMING, f"ทะเบียนหนังสือรับ {ctx.config.agency.name_th} ปี พ.ศ. {year}",
+                [_json_row(r["row"]) for r in rows], fill=fill,
+                look=Look(settings.date_style, settings.font, settings.font_size),
+                summary=summary_of(journal, year, pending_rows=len(rows)),
+                agency=ctx.config.agency.name_th, backups=settings.backups,
+                stale_hours=settings.stale_lock_hours,
+            )
+        except RegisterError as exc:  # open, locked, damaged: the rows wait, nothing is lost
             report.problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
             continue
-        except RegisterError as exc:
-            report.problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
-            continue
+        for number in result.clashes:
+            log.warning("%s: receipt number %d is also on a row a clerk typed", path.name, number)
+            report.problems.append(
+                f"{path.name}: number {number}/{year} was given to an email and a clerk also typed it "
+                "on another row; renumber the clerk's row (the email's number was already sent)"
+            )
         now = ctx.clock()
         with journal.transaction():
             journal.mark_rows_written([r["message"] for r in rows], now)
             journal.mark_acks_written([a["message"] for a in acks], now)
+
+
+def summary_of(journal: Journal, year: int, pending_rows: int = 0) -> Summary:
+    on_time, late, waiting = journal.ack_timeliness(year)
+    return Summary(
+        year=year,
+        by_month=journal.month_counts(year),
+        acks_on_time=on_time, acks_late=late, acks_waiting=waiting,
+        pending={
+            "แถวที่รอเขียนลงทะเบียน": max(len(journal.pending_register_rows()) - pending_rows, 0),
+            "อีเมลที่รอส่ง": len(journal.pending_mail()),
+        },
+    )
 
 
 def _json_row(text: str) -> dict[str, Any]:

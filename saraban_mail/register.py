@@ -1,24 +1,32 @@
-"""The incoming register workbook (ทะเบียนหนังสือรับ, แบบที่ ๑๓) in register/.
+"""The register workbooks in register/: incoming (แบบที่ ๑๓) and outgoing (แบบที่ ๑๔).
 
-Reads the highest receipt number clerks and the service have used, and appends
-rows: re-read before every write, append only, saved atomically with a backup."""
+Clerks live in these files; the service re-reads a workbook before every write, finds
+its columns by their headings, only appends rows (and fills its own cells), never
+writes while the file is open, and saves atomically keeping the last backups."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
-from datetime import datetime
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font
+from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from saraban_mail.errors import RegisterBusy, RegisterError
+from saraban_mail.thaitext import MONTHS_SHORT
 
 
 @dataclass(frozen=True)
@@ -29,28 +37,72 @@ class Column:
     kind: str = "text"  # text | number | date | datetime
 
 
-# The official columns of แบบที่ ๑๓ first, then what email adds.
-INCOMING_COLUMNS: tuple[Column, ...] = (
-    Column("receipt_no", "เลขทะเบียนรับ", 10, "number"),
+@dataclass(frozen=True)
+class RegisterKind:
+    key: str  # file name prefix: incoming-2569.xlsx
+    title: str  # the sheet, as the Regulation on Correspondence names it
+    form: str
+    columns: tuple[Column, ...]
+
+    @property
+    def number(self) -> Column:
+        return self.columns[0]
+
+
+# The official columns of the form first, then what email adds; the last column is the
+# service's own reference, by which it recognises the rows it wrote.
+_OFFICIAL_TAIL = (
     Column("doc_no", "ที่", 14),
-    Column("doc_date", "ลงวันที่", 14, "date"),
+    Column("doc_date", "ลงวันที่", 13, "date"),
     Column("from", "จาก", 28),
     Column("to", "ถึง", 22),
     Column("subject", "เรื่อง", 42),
     Column("action", "การปฏิบัติ", 24),
     Column("remarks", "หมายเหตุ", 30),
-    Column("email", "อีเมลผู้ส่ง", 28),
-    Column("received_at", "วันเวลาที่อีเมลเข้าระบบ", 20, "datetime"),
-    Column("official_received_at", "วันเวลารับ (ตามกฎหมาย)", 20, "datetime"),
-    Column("ack_due", "กำหนดตอบรับ", 20, "datetime"),
-    Column("ack_sent", "ตอบรับเมื่อ", 20, "datetime"),
-    Column("category", "ประเภท", 14),
-    Column("high_risk", "ความเสี่ยงสูง", 10),
-    Column("attachments", "ไฟล์แนบ", 36),
-    Column("message_id", "Message-ID", 36),
 )
+REF = Column("ref", "อ้างอิงระบบ", 14)
+
+INCOMING = RegisterKind("incoming", "ทะเบียนหนังสือรับ", "แบบที่ ๑๓", (
+    Column("receipt_no", "เลขทะเบียนรับ", 9, "number"),
+    *_OFFICIAL_TAIL,
+    Column("email", "อีเมลผู้ส่ง", 26),
+    Column("received_at", "วันเวลาที่อีเมลเข้าระบบ", 17, "datetime"),
+    Column("official_received_at", "วันเวลารับ (ตามกฎหมาย)", 17, "datetime"),
+    Column("ack_due", "กำหนดตอบรับ", 17, "datetime"),
+    Column("ack_sent", "ตอบรับเมื่อ", 17, "datetime"),
+    Column("category", "ประเภท", 13),
+    Column("high_risk", "ความเสี่ยงสูง", 9),
+    Column("attachments", "ไฟล์แนบ (SHA-256)", 34),
+    Column("message_id", "Message-ID", 30),
+    REF,
+))
+
+OUTGOING = RegisterKind("outgoing", "ทะเบียนหนังสือส่ง", "แบบที่ ๑๔", (
+    Column("send_no", "เลขทะเบียนส่ง", 9, "number"),
+    *_OFFICIAL_TAIL,
+    Column("email", "อีเมลผู้รับ", 26),
+    Column("answers", "ตอบเลขทะเบียนรับที่", 12),
+    Column("files", "ไฟล์ที่ส่ง (SHA-256)", 34),
+    Column("sent_at", "ส่งเมื่อ", 17, "datetime"),
+    Column("message_id", "Message-ID", 30),
+    REF,
+))
+
+KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING)}
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
-FONT = "TH Sarabun New"
+SUMMARY_SHEET = "สรุป"
+# Cells that a spreadsheet would read as a formula or a command when typed.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Look:
+    """How the workbook looks: date digits, and a Thai font both Windows and
+    LibreOffice render (LibreOffice substitutes a Thai font when it lacks this one)."""
+
+    date_style: str = "arabic"
+    font: str = "TH Sarabun New"
+    size: int = 14
 
 
 def date_format(style: str, with_time: bool) -> str:
@@ -59,8 +111,20 @@ def date_format(style: str, with_time: bool) -> str:
     return prefix + ("d mmm yyyy hh:mm" if with_time else "d mmm yyyy")
 
 
+def workbook_path(folder: Path, kind: RegisterKind, year: int) -> Path:
+    return folder / f"{kind.key}-{year}.xlsx"
+
+
 def incoming_path(folder: Path, year: int) -> Path:
-    return folder / f"incoming-{year}.xlsx"
+    return workbook_path(folder, INCOMING, year)
+
+
+def safe_text(value: str) -> str:
+    """Citizen text as plain text: no control characters openpyxl would refuse."""
+    return ILLEGAL_CHARACTERS_RE.sub(" ", value)
+
+
+# -- is the workbook free? ------------------------------------------------------------
 
 
 def lock_files(path: Path) -> list[Path]:
@@ -69,124 +133,369 @@ def lock_files(path: Path) -> list[Path]:
     return [c for c in candidates if c.exists()]
 
 
-def safe_text(value: str) -> str:
-    """Citizen text as plain text: no control characters openpyxl would refuse."""
-    return ILLEGAL_CHARACTERS_RE.sub(" ", value)
+def _lock_owner(lock: Path) -> str:
+    """Who holds it: LibreOffice writes 'user,name,host,date,...'; Excel a user name."""
+    try:
+        data = lock.read_bytes()[:512]
+    except OSError:
+        return ""
+    if lock.name.startswith(".~lock."):
+        fields = data.decode("utf-8", "replace").split(",")
+        return f"{fields[1] or fields[0]} on {fields[2]}" if len(fields) > 2 else ""
+    text = re.sub(r"[^\w .@-]", "", data[1:1 + data[0]].decode("latin-1", "replace")) if data else ""
+    return text.strip()
 
 
-def _numbers(sheet: Worksheet) -> list[int]:
-    found = []
-    for (value,) in sheet.iter_rows(min_row=FIRST_DATA_ROW, max_col=1, values_only=True):
-        if isinstance(value, int | float) and value == int(value):
-            found.append(int(value))
-        elif isinstance(value, str) and value.strip().isdigit():
-            found.append(int(value.strip()))
+def ensure_free(path: Path, stale_hours: float) -> None:
+    """Raise RegisterBusy while a clerk has the workbook open (or it cannot be written)."""
+    for lock in lock_files(path):
+        age_hours = (time.time() - lock.stat().st_mtime) / 3600
+        owner = _lock_owner(lock)
+        who = f" by {owner}" if owner else ""
+        if age_hours > stale_hours:
+            raise RegisterBusy(
+                f"{path.name} has a lock file {lock.name}{who} that is {age_hours:.0f} hours old: "
+                "if nobody has the workbook open, delete the lock file"
+            )
+        raise RegisterBusy(f"{path.name} is open in a spreadsheet program ({lock.name}{who})")
+    if path.exists():
+        try:
+            with open(path, "r+b"):
+                pass
+        except OSError as exc:
+            raise RegisterBusy(f"{path.name} cannot be opened for writing ({exc.strerror})") from exc
+    if not os.access(path.parent if path.parent.exists() else path.parent.parent, os.W_OK):
+        raise RegisterBusy(f"the register folder {path.parent} is not writable")
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def open_book(path: Path, *, read_only: bool = False) -> openpyxl.Workbook:
+    try:
+        return openpyxl.load_workbook(path, read_only=read_only)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
+        raise RegisterError(
+            f"cannot read register {path.name} (damaged, not an .xlsx file, or "
+            f"password-protected: {type(exc).__name__}); it is left untouched"
+        ) from exc
+    except Exception as exc:  # openpyxl raises many types on a damaged file
+        raise RegisterError(
+            f"cannot read register {path.name} ({type(exc).__name__}: {exc}); it is left untouched"
+        ) from exc
+
+
+def register_sheet(book: openpyxl.Workbook, kind: RegisterKind) -> Worksheet:
+    if kind.title in book.sheetnames:
+        return book[kind.title]
+    return next(ws for ws in book.worksheets if ws.title != SUMMARY_SHEET)
+
+
+def _heading(value: Any) -> str:
+    return re.sub(r"\s+", "", str(value or ""))
+
+
+def header_map(sheet: Worksheet, kind: RegisterKind) -> dict[str, int]:
+    """Column of each of our headings: clerks may insert, move or add columns."""
+    wanted = {_heading(c.title): c.key for c in kind.columns}
+    found: dict[str, int] = {}
+    for cell in sheet[HEADER_ROW]:
+        key = wanted.get(_heading(cell.value))
+        if key and key not in found:
+            found[key] = cell.column
     return found
 
 
-def _last_used_row(sheet: Worksheet) -> int:
-    """The last row holding a value (max_row also counts rows that are only styled)."""
-    for row in range(sheet.max_row, 0, -1):
-        if any(cell.value not in (None, "") for cell in sheet[row]):
-            return row
-    return 0
+@dataclass(frozen=True)
+class SheetRow:
+    row: int
+    number: int | None
+    ref: str
+    values: dict[str, Any]
 
 
-def highest_number(path: Path) -> int:
-    """The highest receipt number already in the workbook (0 when there is none)."""
+def _as_number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and value == int(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def sheet_rows(sheet: Worksheet, kind: RegisterKind) -> Iterator[SheetRow]:
+    columns = header_map(sheet, kind)
+    number_col = columns.get(kind.number.key, 1)
+    ref_col = columns.get(REF.key)
+    for index, values in enumerate(
+        sheet.iter_rows(min_row=FIRST_DATA_ROW, values_only=True), start=FIRST_DATA_ROW
+    ):
+        if not any(v not in (None, "") for v in values):
+            continue
+        named = {key: values[col - 1] for key, col in columns.items() if col - 1 < len(values)}
+        ref = str(values[ref_col - 1] or "") if ref_col and ref_col - 1 < len(values) else ""
+        yield SheetRow(index, _as_number(values[number_col - 1] if number_col - 1 < len(values)
+                                         else None), ref, named)
+
+
+def highest_number(path: Path, kind: RegisterKind = INCOMING) -> int:
+    """The highest number already in the workbook (0 when there is none)."""
     if not path.exists():
         return 0
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:
-        raise RegisterError(f"cannot read register {path.name}: {exc}") from exc
-    try:
-        return max(_numbers(book.worksheets[0]), default=0)
-    finally:
-        book.close()
+    book = open_book(path)
+    return max((r.number for r in sheet_rows(register_sheet(book, kind), kind)
+                if r.number is not None), default=0)
 
 
-def _new_book(title: str) -> openpyxl.Workbook:
+def read_rows(path: Path, kind: RegisterKind) -> tuple[list[str], list[SheetRow]]:
+    """Every heading and data row of the register sheet (for export and checks)."""
+    sheet = register_sheet(open_book(path), kind)
+    headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
+    return headings, list(sheet_rows(sheet, kind))
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def _thin() -> Border:
+    side = Side(style="thin", color="999999")
+    return Border(left=side, right=side, top=side, bottom=side)
+
+
+def _new_book(kind: RegisterKind, title: str, look: Look) -> openpyxl.Workbook:
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.title = "ทะเบียนหนังสือรับ"
-    sheet.cell(TITLE_ROW, 1, title).font = Font(name=FONT, size=18, bold=True)
-    for index, column in enumerate(INCOMING_COLUMNS, start=1):
-        cell = sheet.cell(HEADER_ROW, index, column.title)
-        cell.font = Font(name=FONT, size=14, bold=True)
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        sheet.column_dimensions[cell.column_letter].width = column.width
-    sheet.freeze_panes = f"A{FIRST_DATA_ROW}"
+    sheet.title = kind.title
+    sheet.cell(TITLE_ROW, 1, title).font = Font(name=look.font, size=look.size + 4, bold=True)
+    sheet.row_dimensions[TITLE_ROW].height = 30
+    for index, column in enumerate(kind.columns, start=1):
+        _heading_cell(sheet, index, column, look)
+    sheet.row_dimensions[HEADER_ROW].height = 42
+    sheet.freeze_panes = f"B{FIRST_DATA_ROW}"
+    last = get_column_letter(len(kind.columns))
+    sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW}"
     sheet.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
-    sheet.row_dimensions[HEADER_ROW].height = 42
+    sheet.print_options.gridLines = False
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.oddFooter.center.text = "หน้า &P / &N"
     return book
 
 
-def _set(sheet: Worksheet, row: int, col: int, column: Column, value: Any, style: str) -> None:
+def _heading_cell(sheet: Worksheet, index: int, column: Column, look: Look) -> None:
+    cell = sheet.cell(HEADER_ROW, index, column.title)
+    cell.font = Font(name=look.font, size=look.size, bold=True)
+    cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    cell.fill = PatternFill("solid", fgColor="DDE7F0")
+    cell.border = _thin()
+    sheet.column_dimensions[cell.column_letter].width = column.width
+
+
+def _ensure_headings(sheet: Worksheet, kind: RegisterKind, look: Look) -> dict[str, int]:
+    """Our headings, re-added at the end if a clerk deleted one (their columns stay)."""
+    columns = header_map(sheet, kind)
+    for column in kind.columns:
+        if column.key not in columns:
+            index = max([c.column for c in sheet[HEADER_ROW] if c.value not in (None, "")],
+                        default=0) + 1
+            _heading_cell(sheet, index, column, look)
+            columns[column.key] = index
+    return columns
+
+
+def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
+               look: Look) -> None:
     cell = sheet.cell(row, col)
-    cell.font = Font(name=FONT, size=14)
+    cell.font = Font(name=look.font, size=look.size)
     cell.alignment = Alignment(vertical="top", wrap_text=True)
+    cell.border = _thin()
     if value in (None, ""):
         return
     if column.kind in ("date", "datetime"):
-        moment = datetime.fromisoformat(value)
-        # Excel has no time zones: store Bangkok wall-clock time.
-        cell.value = moment.replace(tzinfo=None) if column.kind == "datetime" else moment.date()
-        cell.number_format = date_format(style, column.kind == "datetime")
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        # Excel has no time zones: store Bangkok wall-clock time, as a real date.
+        cell.value = moment.replace(tzinfo=None) if column.kind == "datetime" else (
+            moment.date() if isinstance(moment, datetime) else moment
+        )
+        cell.number_format = date_format(look.date_style, column.kind == "datetime")
     elif column.kind == "number":
         cell.value = int(value)
+        cell.alignment = Alignment(horizontal="center", vertical="top")
     else:
-        cell.value = safe_text(str(value))
-        # Never a formula: a subject like "=HYPERLINK(...)" stays text, even after editing.
+        text = safe_text(str(value))
+        cell.value = text
+        # Never a formula: the cell is a string, and quote-prefixed so that a clerk
+        # editing it in Excel or LibreOffice does not turn it into one either.
         cell.data_type = "s"
-        cell.quotePrefix = cell.value[:1] in ("=", "+", "-", "@")
+        cell.quotePrefix = text.startswith(FORMULA_START)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the สรุป sheet shows: plain numbers computed from the journal and sheet."""
+
+    year: int
+    by_month: dict[int, dict[str, int]]  # month -> category -> count
+    acks_on_time: int = 0
+    acks_late: int = 0
+    acks_waiting: int = 0
+    pending: dict[str, int] = field(default_factory=dict)
+
+
+CATEGORY_TH = {
+    "valid": "คำขอ/เรื่องทั่วไป", "wrong_channel": "ผิดช่องทาง (ลงรับ)", "paper": "หนังสือกระดาษ",
+    "wrong_agency": "ผิดหน่วยงาน", "wrong_agency_forward": "ส่งต่อหน่วยงาน",
+    "needs_review": "รอเจ้าหน้าที่ตรวจ", "automated": "อีเมลอัตโนมัติ", "spam": "อีเมลขยะ",
+}
+
+
+def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: Look) -> None:
+    """(Re)build the สรุป sheet: the service owns it and rewrites it at every save."""
+    if SUMMARY_SHEET in book.sheetnames:
+        del book[SUMMARY_SHEET]
+    sheet = book.create_sheet(SUMMARY_SHEET)
+    bold = Font(name=look.font, size=look.size, bold=True)
+    plain = Font(name=look.font, size=look.size)
+    sheet["A1"] = f"สรุปงานสารบรรณทางอีเมล {agency} ปี พ.ศ. {summary.year}"
+    sheet["A1"].font = Font(name=look.font, size=look.size + 4, bold=True)
+    categories = [c for c in CATEGORY_TH if any(m.get(c) for m in summary.by_month.values())]
+    sheet.cell(3, 1, "เดือน").font = bold
+    for j, category in enumerate(categories, start=2):
+        cell = sheet.cell(3, j, CATEGORY_TH[category])
+        cell.font = bold
+        cell.alignment = Alignment(wrap_text=True, horizontal="center")
+        sheet.column_dimensions[cell.column_letter].width = 14
+    sheet.column_dimensions["A"].width = 14
+    for i, month in enumerate(range(1, 13), start=4):
+        sheet.cell(i, 1, MONTHS_SHORT[month - 1]).font = plain
+        for j, category in enumerate(categories, start=2):
+            sheet.cell(i, j, summary.by_month.get(month, {}).get(category, 0)).font = plain
+    total_row = 16
+    sheet.cell(total_row, 1, "รวม").font = bold
+    for j in range(2, len(categories) + 2):
+        letter = get_column_letter(j)
+        sheet.cell(total_row, j, f"=SUM({letter}4:{letter}15)").font = bold
+
+    facts = [
+        ("ตอบรับภายในกำหนด", summary.acks_on_time),
+        ("ตอบรับเกินกำหนด", summary.acks_late),
+        ("ยังไม่ได้ตอบรับ", summary.acks_waiting),
+        *[(label, count) for label, count in summary.pending.items()],
+    ]
+    sheet.cell(18, 1, "การตอบรับและงานค้าง").font = bold
+    for i, (label, count) in enumerate(facts, start=19):
+        sheet.cell(i, 1, label).font = plain
+        sheet.cell(i, 2, count).font = plain
+    sheet.column_dimensions["A"].width = 26
+
+    if categories:
+        chart = BarChart()
+        chart.type = "col"
+        chart.grouping = "stacked"
+        chart.overlap = 100
+        chart.title = f"จำนวนอีเมลรายเดือน พ.ศ. {summary.year}"
+        chart.y_axis.title = "ฉบับ"
+        data = Reference(sheet, min_col=2, max_col=len(categories) + 1, min_row=3, max_row=15)
+        chart.add_data(data, titles_from_data=True)
+        chart.set_categories(Reference(sheet, min_col=1, min_row=4, max_row=15))
+        chart.height, chart.width = 9, 18
+        sheet.add_chart(chart, f"{get_column_letter(len(categories) + 3)}3")
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+
+
+def foreign_drawings(path: Path) -> list[str]:
+    """Sheets other than สรุป that hold charts, pictures or shapes: openpyxl would drop
+    them on save, so the service refuses to write rather than lose a clerk's work."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+            rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+            targets = dict(re.findall(r'Id="([^"]+)"[^>]*Target="([^"]+)"', rels))
+            targets.update({k: v for v, k in re.findall(r'Target="([^"]+)"[^>]*Id="([^"]+)"', rels)})
+            found = []
+            for name, rid in re.findall(r'<sheet [^>]*name="([^"]+)"[^>]*r:id="([^"]+)"', workbook):
+                target = targets.get(rid, "").lstrip("/").removeprefix("xl/")
+                sheet_rels = f"xl/{os.path.dirname(target)}/_rels/{os.path.basename(target)}.rels"
+                if name != SUMMARY_SHEET and sheet_rels in names and "drawing" in archive.read(
+                    sheet_rels
+                ).decode("utf-8", "replace"):
+                    found.append(name)
+            return found
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return []
 
 
 @dataclass(frozen=True)
 class WriteResult:
     path: Path
-    written: list[int]  # receipt numbers appended now
-    already: list[int]  # numbers found in the sheet already (a save before a crash)
+    written: list[int]  # numbers appended now
+    already: list[int]  # our rows found in the sheet already (a save before a crash)
+    clashes: list[int]  # numbers a clerk's row also uses
 
 
-def append_rows(path: Path, title: str, rows: list[dict[str, Any]], acks: dict[int, str],
-                style: str) -> WriteResult:
-    """Append rows (dicts keyed by column) and fill sent-acknowledgement cells; one save."""
-    locks = lock_files(path)
-    if locks:
-        raise RegisterBusy(f"{path.name} is open in a spreadsheet program ({locks[0].name})")
-    try:
-        book = openpyxl.load_workbook(path) if path.exists() else _new_book(title)
-    except Exception as exc:
-        raise RegisterError(f"cannot read register {path.name}: {exc}") from exc
-    sheet = book.worksheets[0]
-    present = set(_numbers(sheet))
-    written, already = [], []
+def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str, Any]], *,
+                fill: dict[str, dict[str, Any]] | None = None, look: Look = Look(),
+                summary: Summary | None = None, agency: str = "", backups: int = 10,
+                stale_hours: float = 12.0) -> WriteResult:
+    """Append our rows (dicts keyed by column; `ref` identifies each), fill our own cells
+    of rows written earlier (`fill`: ref -> {key: value}), rebuild the summary; one save."""
+    ensure_free(path, stale_hours)
+    if path.exists():
+        drawings = foreign_drawings(path)
+        if drawings:
+            raise RegisterError(
+                f"{path.name}: sheet '{drawings[0]}' holds a chart or picture that saving "
+                "would remove; move it to another workbook so the service can write"
+            )
+        book = open_book(path)
+    else:
+        book = _new_book(kind, title, look)
+    sheet = register_sheet(book, kind)
+    columns = _ensure_headings(sheet, kind, look)
+    existing = list(sheet_rows(sheet, kind))
+    by_ref = {r.ref: r for r in existing if r.ref}
+    numbers = {r.number for r in existing if r.number is not None and not r.ref}
+    written, already, clashes = [], [], []
+    last = max([r.row for r in existing], default=FIRST_DATA_ROW - 1)
     for row in rows:
-        number = int(row["receipt_no"])
-        if number in present:
+        number = int(row[kind.number.key])
+        if row["ref"] in by_ref:
             already.append(number)
             continue
-        target = max(_last_used_row(sheet) + 1, FIRST_DATA_ROW)
-        for index, column in enumerate(INCOMING_COLUMNS, start=1):
-            _set(sheet, target, index, column, row.get(column.key), style)
-        present.add(number)
+        if number in numbers:
+            clashes.append(number)  # a clerk typed it too: never renumber, report it
+        last += 1
+        for column in kind.columns:
+            write_cell(sheet, last, columns[column.key], column, row.get(column.key), look)
         written.append(number)
-    if acks:
-        ack_col = next(i for i, c in enumerate(INCOMING_COLUMNS, 1) if c.key == "ack_sent")
-        for row_index in range(FIRST_DATA_ROW, sheet.max_row + 1):
-            number = sheet.cell(row_index, 1).value
-            if isinstance(number, int) and number in acks and not sheet.cell(row_index, ack_col).value:
-                _set(sheet, row_index, ack_col, INCOMING_COLUMNS[ack_col - 1], acks[number], style)
-    _save_atomically(book, path)
-    return WriteResult(path, written, already)
+    for ref, values in (fill or {}).items():
+        target = by_ref.get(ref)
+        for key, value in values.items():
+            column = next(c for c in kind.columns if c.key == key)
+            if target is not None and sheet.cell(target.row, columns[key]).value in (None, ""):
+                write_cell(sheet, target.row, columns[key], column, value, look)
+    _extend_filter(sheet, last)
+    if summary is not None:
+        write_summary(book, with_paper_rows(summary, existing), agency, look)
+    save_atomically(book, path, backups)
+    return WriteResult(path, written, already, clashes)
 
 
-def _save_atomically(book: openpyxl.Workbook, path: Path) -> None:
+def _extend_filter(sheet: Worksheet, last_row: int) -> None:
+    ref = sheet.auto_filter.ref
+    match = re.fullmatch(rf"A{HEADER_ROW}:([A-Z]+)\d+", ref or "")
+    if match:  # ours, or the clerk's on the same range: keep covering every row
+        sheet.auto_filter.ref = f"A{HEADER_ROW}:{match.group(1)}{max(last_row, HEADER_ROW)}"
+
+
+def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
+    """Temporary file in the same folder, fsync, backup of the previous version, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".saving-", suffix=".xlsx")
     os.close(handle)
@@ -194,9 +503,42 @@ def _save_atomically(book: openpyxl.Workbook, path: Path) -> None:
         book.save(temp)
         with open(temp, "rb") as saved:
             os.fsync(saved.fileno())
-        if path.exists():
-            shutil.copy2(path, path.with_suffix(".xlsx.bak"))
+        if path.exists() and backups > 0:
+            _backup(path, backups)
         os.replace(temp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
         raise RegisterError(f"cannot save register {path.name}: {exc.strerror or exc}") from exc
+
+
+def _backup(path: Path, keep: int) -> None:
+    folder = path.parent / ".backups"
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    shutil.copy2(path, folder / f"{path.stem}.{stamp}.xlsx")
+    old = sorted(folder.glob(f"{path.stem}.*.xlsx"))
+    for stale in old[:-keep]:
+        stale.unlink(missing_ok=True)
+
+
+def backups_of(path: Path) -> list[Path]:
+    return sorted((path.parent / ".backups").glob(f"{path.stem}.*.xlsx"))
+
+
+def with_paper_rows(summary: Summary, rows: list[SheetRow]) -> Summary:
+    """Add the rows clerks typed (no service reference) to the monthly counts."""
+    months = {month: dict(counts) for month, counts in summary.by_month.items()}
+    for row in rows:
+        if row.ref:
+            continue
+        moment = row.values.get("official_received_at") or row.values.get("doc_date")
+        if isinstance(moment, datetime | date):
+            counts = months.setdefault(moment.month, {})
+            counts["paper"] = counts.get("paper", 0) + 1
+    return Summary(summary.year, months, summary.acks_on_time, summary.acks_late,
+                   summary.acks_waiting, summary.pending)

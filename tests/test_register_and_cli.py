@@ -52,7 +52,7 @@ def test_numbers_continue_after_a_clerks_paper_rows_and_keep_the_clerks_edits(tm
     sheet = book.worksheets[0]
     sheet.append([2, "นม 0023/123", None, "สำนักงานจังหวัด", "นายกเทศมนตรี", "หนังสือกระดาษ"])
     sheet.cell(3, 7, "ส่งกองช่างแล้ว")  # the clerk's note in การปฏิบัติ
-    book.create_sheet("สรุป")
+    book.create_sheet("บันทึกเจ้าหน้าที่")["A1"] = "งานค้างของฝ่าย"
     book.save(book_path)
 
     root = mailbox.Maildir(tmp_path / "maildir")
@@ -67,8 +67,9 @@ def test_numbers_continue_after_a_clerks_paper_rows_and_keep_the_clerks_edits(tm
     sheet = book.worksheets[0]
     assert [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)] == [1, 2, 3]
     assert sheet.cell(3, 7).value == "ส่งกองช่างแล้ว"
-    assert book.sheetnames == ["ทะเบียนหนังสือรับ", "สรุป"]
-    assert (tmp_path / "register" / "incoming-2569.xlsx.bak").exists()
+    assert book.sheetnames == ["ทะเบียนหนังสือรับ", "บันทึกเจ้าหน้าที่", "สรุป"]
+    assert book["บันทึกเจ้าหน้าที่"]["A1"].value == "งานค้างของฝ่าย"
+    assert len(list((tmp_path / "register" / ".backups").glob("incoming-2569.*.xlsx"))) == 1
 
 
 def test_open_workbook_keeps_rows_pending_and_writes_them_at_the_next_poll(tmp_path):
