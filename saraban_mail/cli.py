@@ -15,12 +15,21 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from saraban_mail import __version__
+from saraban_mail.audit import Audit, Entry, audit
 from saraban_mail.calendar import BANGKOK, BusinessCalendar
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
-from saraban_mail.pipeline import Context, PollReport, check_templates, poll
+from saraban_mail.pipeline import (
+    Context,
+    PollReport,
+    check_templates,
+    poll,
+    register_ref,
+    write_register,
+)
+from saraban_mail.register import INCOMING, export_csv, export_xlsx, incoming_path, read_rows
 from saraban_mail.replies import Templates
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.send import transport_for
@@ -129,15 +138,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _audits(config: Config, journal: Journal, years: list[int]) -> list[Audit]:
+    found = []
+    for year in years:
+        path = incoming_path(config.paths.register_dir, year)
+        rows = read_rows(path, INCOMING)[1] if path.exists() else []
+        entries = [Entry(e["receipt_no"], register_ref(e["identity"]), e["written_at"] is not None,
+                         e["message"]) for e in journal.register_entries(year)]
+        found.append(audit(year, path, entries, rows))
+    return found
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     journal = Journal.open(config.paths.data_dir)
     try:
+        registers = []
+        for year in journal.register_years():
+            try:
+                registers.extend(_audits(config, journal, [year]))
+            except SarabanError as exc:
+                print(f"saraban-mail: {exc}", file=sys.stderr)
         status = {
             "messages": journal.counts(),
             "pending_register_rows": len(journal.pending_register_rows()),
             "pending_mail": len(journal.pending_mail()),
             "pending_mailbox_actions": len(journal.pending_actions()),
+            "registers": [
+                {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
+                 "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
+                 "clashes": a.clashes}
+                for a in registers
+            ],
         }
     finally:
         journal.close()
@@ -145,7 +177,48 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False))
     else:
         for key, value in status.items():
-            print(f"{key}: {value}")
+            if key != "registers":
+                print(f"{key}: {value}")
+        for found in registers:
+            print("\n".join(found.lines()))
+    return EXIT_OK
+
+
+def cmd_register_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        years = [args.year] if args.year else journal.register_years()
+        audits = _audits(config, journal, years)
+        if args.repair and any(a.missing for a in audits):
+            with journal.transaction():
+                for found in audits:
+                    journal.rewrite_rows(list(found.missing_messages))
+            rules = load_rules(config.paths.rules_dir)
+            problems = write_register(journal, config, calendar_for(config, rules),
+                                      lambda: datetime.now(BANGKOK))
+            for problem in problems:
+                print(f"saraban-mail: {problem}", file=sys.stderr)
+            audits = _audits(config, journal, years)
+    finally:
+        journal.close()
+    for found in audits:
+        print("\n".join(found.lines()))
+    return EXIT_OK if all(a.clean for a in audits) else EXIT_PENDING
+
+
+def cmd_register_export(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    path = incoming_path(config.paths.register_dir, args.year)
+    if not path.exists():
+        raise SarabanError(f"no register for {args.year}: {path} does not exist")
+    out = Path(args.out or f"{path.stem}-export.{args.format}")
+    if args.format == "csv":
+        headings, rows = read_rows(path, INCOMING)
+        export_csv(out, headings, rows)
+    else:
+        export_xlsx(path, out, INCOMING)
+    print(f"{out}")
     return EXIT_OK
 
 
@@ -169,6 +242,20 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
     p.add_argument("--config")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("register", help="check or export the register workbooks")
+    reg = p.add_subparsers(dest="register_command", required=True)
+    q = reg.add_parser("check", help="gaps, duplicate numbers, rows missing from the sheet")
+    q.add_argument("--config")
+    q.add_argument("--year", type=int, help="Buddhist-era year (default: every year known)")
+    q.add_argument("--repair", action="store_true", help="write missing rows again")
+    q.set_defaults(func=cmd_register_check)
+    q = reg.add_parser("export", help="the register sheet as CSV or a plain workbook")
+    q.add_argument("--config")
+    q.add_argument("--year", type=int, required=True, help="Buddhist-era year, e.g. 2569")
+    q.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    q.add_argument("--out", help="output file (default: incoming-YEAR-export.FORMAT)")
+    q.set_defaults(func=cmd_register_export)
 
     p = sub.add_parser("status", help="what the journal holds and what waits")
     p.add_argument("--config")

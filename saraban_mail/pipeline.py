@@ -422,7 +422,8 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int,
                   identity: str) -> dict[str, Any]:
     sender = record["requester"]
     name = record["requester_name"]
-    remarks = [f"รับทางอีเมล; กฎ {record['rule']}: {record['reason']}"]
+    remarks = [f"รับทางอีเมล; กฎ {record['rule']}"
+               + (f": {record['reason']}" if record["rule"] != "default" else "")]
     if record["high_risk"]:
         remarks.append(f"ความเสี่ยงสูง ({record['high_risk_rule']}): ต้องยืนยันตัวตนก่อนดำเนินการ")
     if record["folder"] == ctx.mailbox.folders.junk:
@@ -454,53 +455,63 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int,
 
 
 def _write_register(ctx: Context, report: PollReport) -> None:
-    journal = ctx.journal
+    report.problems += write_register(ctx.journal, ctx.config, ctx.calendar, ctx.clock)
+
+
+def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
+                   clock: Callable[[], datetime]) -> list[str]:
+    """Write every pending register row (one save per workbook); returns problems."""
+    problems: list[str] = []
     by_year: dict[int, list] = defaultdict(list)
     for row in journal.pending_register_rows():
         by_year[row["year"]].append(row)
     for year, rows in by_year.items():
-        path = incoming_path(ctx.config.paths.register_dir, year)
+        path = incoming_path(config.paths.register_dir, year)
         acks = journal.unwritten_acks(year)
         fill = {
             register_ref(a["identity"]): {
-                "ack_sent": datetime.fromisoformat(a["sent_at"]).astimezone(ctx.calendar.tz).isoformat()
+                "ack_sent": datetime.fromisoformat(a["sent_at"]).astimezone(calendar.tz).isoformat()
             }
             for a in acks
         }
-        settings = ctx.config.registers
+        settings = config.registers
         try:
             result = append_rows(
-                path, INCOMING, f"ทะเบียนหนังสือรับ {ctx.config.agency.name_th} ปี พ.ศ. {year}",
+                path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}",
                 [_json_row(r["row"]) for r in rows], fill=fill,
                 look=Look(settings.date_style, settings.font, settings.font_size),
-                summary=summary_of(journal, year, pending_rows=len(rows)),
-                agency=ctx.config.agency.name_th, backups=settings.backups,
+                summary=summary_of(journal, year, pending_rows=len(rows),
+                                   now=clock().astimezone(calendar.tz)),
+                agency=config.agency.name_th, backups=settings.backups,
                 stale_hours=settings.stale_lock_hours,
             )
         except RegisterError as exc:  # open, locked, damaged: the rows wait, nothing is lost
-            report.problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
+            problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")
             continue
         for number in result.clashes:
             log.warning("%s: receipt number %d is also on a row a clerk typed", path.name, number)
-            report.problems.append(
+            problems.append(
                 f"{path.name}: number {number}/{year} was given to an email and a clerk also typed it "
                 "on another row; renumber the clerk's row (the email's number was already sent)"
             )
-        now = ctx.clock()
+        now = clock()
         with journal.transaction():
             journal.mark_rows_written([r["message"] for r in rows], now)
             journal.mark_acks_written([a["message"] for a in acks], now)
+    return problems
 
 
-def summary_of(journal: Journal, year: int, pending_rows: int = 0) -> Summary:
+def summary_of(journal: Journal, year: int, pending_rows: int = 0,
+               now: datetime | None = None) -> Summary:
     on_time, late, waiting = journal.ack_timeliness(year)
     return Summary(
         year=year,
+        as_of=thai_datetime(now) if now else "",
         by_month=journal.month_counts(year),
         acks_on_time=on_time, acks_late=late, acks_waiting=waiting,
         pending={
             "แถวที่รอเขียนลงทะเบียน": max(len(journal.pending_register_rows()) - pending_rows, 0),
-            "อีเมลที่รอส่ง": len(journal.pending_mail()),
+            "อีเมลตอบกลับที่รอส่ง (ส่งหลังบันทึกทะเบียน)": len(journal.pending_mail()),
         },
     )
 

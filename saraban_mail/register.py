@@ -13,7 +13,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ OUTGOING = RegisterKind("outgoing", "ทะเบียนหนังสือ�
 KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING)}
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
 SUMMARY_SHEET = "สรุป"
+PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times
 # Cells that a spreadsheet would read as a formula or a command when typed.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -211,7 +212,8 @@ class SheetRow:
     row: int
     number: int | None
     ref: str
-    values: dict[str, Any]
+    values: dict[str, Any]  # our columns, by key
+    all_values: tuple[Any, ...] = ()  # every cell of the row, clerks' columns included
 
 
 def _as_number(value: Any) -> int | None:
@@ -235,8 +237,8 @@ def sheet_rows(sheet: Worksheet, kind: RegisterKind) -> Iterator[SheetRow]:
             continue
         named = {key: values[col - 1] for key, col in columns.items() if col - 1 < len(values)}
         ref = str(values[ref_col - 1] or "") if ref_col and ref_col - 1 < len(values) else ""
-        yield SheetRow(index, _as_number(values[number_col - 1] if number_col - 1 < len(values)
-                                         else None), ref, named)
+        number = _as_number(values[number_col - 1]) if number_col - 1 < len(values) else None
+        yield SheetRow(index, number, ref, named, tuple(values))
 
 
 def highest_number(path: Path, kind: RegisterKind = INCOMING) -> int:
@@ -344,6 +346,7 @@ class Summary:
     acks_late: int = 0
     acks_waiting: int = 0
     pending: dict[str, int] = field(default_factory=dict)
+    as_of: str = ""  # when the numbers were taken, as shown to the reader
 
 
 CATEGORY_TH = {
@@ -362,7 +365,11 @@ def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: 
     plain = Font(name=look.font, size=look.size)
     sheet["A1"] = f"สรุปงานสารบรรณทางอีเมล {agency} ปี พ.ศ. {summary.year}"
     sheet["A1"].font = Font(name=look.font, size=look.size + 4, bold=True)
+    sheet["A2"] = (f"ข้อมูล ณ {summary.as_of}: เขียนใหม่ทุกครั้งที่ระบบบันทึกทะเบียน "
+                   "(แก้ไขในแผ่นนี้จะถูกเขียนทับ)") if summary.as_of else ""
+    sheet["A2"].font = plain
     categories = [c for c in CATEGORY_TH if any(m.get(c) for m in summary.by_month.values())]
+    sheet.row_dimensions[3].height = 40
     sheet.cell(3, 1, "เดือน").font = bold
     for j, category in enumerate(categories, start=2):
         cell = sheet.cell(3, j, CATEGORY_TH[category])
@@ -390,7 +397,7 @@ def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: 
     for i, (label, count) in enumerate(facts, start=19):
         sheet.cell(i, 1, label).font = plain
         sheet.cell(i, 2, count).font = plain
-    sheet.column_dimensions["A"].width = 26
+    sheet.column_dimensions["A"].width = 40
 
     if categories:
         chart = BarChart()
@@ -402,10 +409,13 @@ def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: 
         data = Reference(sheet, min_col=2, max_col=len(categories) + 1, min_row=3, max_row=15)
         chart.add_data(data, titles_from_data=True)
         chart.set_categories(Reference(sheet, min_col=1, min_row=4, max_row=15))
-        chart.height, chart.width = 9, 18
-        sheet.add_chart(chart, f"{get_column_letter(len(categories) + 3)}3")
+        chart.height, chart.width = 9, 22
+        chart.legend.position = "b"
+        sheet.add_chart(chart, f"A{19 + len(facts) + 1}")
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 1
 
 
 def foreign_drawings(path: Path) -> list[str]:
@@ -473,6 +483,7 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
         last += 1
         for column in kind.columns:
             write_cell(sheet, last, columns[column.key], column, row.get(column.key), look)
+        sheet.row_dimensions[last].height = _row_height(kind, row, look)
         written.append(number)
     for ref, values in (fill or {}).items():
         target = by_ref.get(ref)
@@ -481,10 +492,23 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
             if target is not None and sheet.cell(target.row, columns[key]).value in (None, ""):
                 write_cell(sheet, target.row, columns[key], column, value, look)
     _extend_filter(sheet, last)
+    _extend_print_area(sheet, last, existed=path.exists())
     if summary is not None:
         write_summary(book, with_paper_rows(summary, existing), agency, look)
     save_atomically(book, path, backups)
     return WriteResult(path, written, already, clashes)
+
+
+def _row_height(kind: RegisterKind, row: dict[str, Any], look: Look) -> float:
+    """Spreadsheets do not grow a row for wrapped text they did not type themselves:
+    estimate the wrapped lines of the fullest printed cell (about a character a unit)."""
+    lines = 1
+    for column in kind.columns[:PRINTED_COLUMNS]:
+        text = str(row.get(column.key) or "")
+        if column.kind == "text" and text:
+            per_line = max(int(column.width * 0.95), 1)
+            lines = max(lines, sum(-(-len(part) // per_line) or 1 for part in text.split("\n")))
+    return min(lines, 8) * look.size * 1.45
 
 
 def _extend_filter(sheet: Worksheet, last_row: int) -> None:
@@ -492,6 +516,16 @@ def _extend_filter(sheet: Worksheet, last_row: int) -> None:
     match = re.fullmatch(rf"A{HEADER_ROW}:([A-Z]+)\d+", ref or "")
     if match:  # ours, or the clerk's on the same range: keep covering every row
         sheet.auto_filter.ref = f"A{HEADER_ROW}:{match.group(1)}{max(last_row, HEADER_ROW)}"
+
+
+def _extend_print_area(sheet: Worksheet, last_row: int, existed: bool) -> None:
+    """The printout is the official form plus the address and receipt times (the rest is
+    for the screen); it grows with the rows unless a clerk set a print area of their own."""
+    current = sheet.print_area
+    ours = re.fullmatch(rf"'?[^!]*'?!\$A\$1:\${get_column_letter(PRINTED_COLUMNS)}\$\d+",
+                        str(current[0] if isinstance(current, list) else current or ""))
+    if not existed or ours:
+        sheet.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{max(last_row, HEADER_ROW)}"
 
 
 def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
@@ -540,5 +574,35 @@ def with_paper_rows(summary: Summary, rows: list[SheetRow]) -> Summary:
         if isinstance(moment, datetime | date):
             counts = months.setdefault(moment.month, {})
             counts["paper"] = counts.get("paper", 0) + 1
-    return Summary(summary.year, months, summary.acks_on_time, summary.acks_late,
-                   summary.acks_waiting, summary.pending)
+    return replace(summary, by_month=months)
+
+
+def export_csv(out: Path, headings: list[str], rows: list[SheetRow]) -> None:
+    """UTF-8 with a byte-order mark, so Excel opens the Thai text correctly; dates ISO."""
+    import csv
+
+    def text(value: Any) -> str:
+        if isinstance(value, datetime):
+            if value.time() == datetime.min.time():  # a date: Excel stores no other kind
+                return value.date().isoformat()
+            return value.isoformat(sep=" ", timespec="minutes")
+        if isinstance(value, date):
+            return value.isoformat()
+        return "" if value is None else str(value)
+
+    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headings)
+        for row in rows:
+            writer.writerow([text(row.all_values[i]) if i < len(row.all_values) else ""
+                             for i in range(len(headings))])
+
+
+def export_xlsx(source: Path, out: Path, kind: RegisterKind) -> None:
+    """The register sheet alone, formatting kept (no summary, no clerks' other sheets)."""
+    book = open_book(source)
+    keep = register_sheet(book, kind)
+    for sheet in list(book.worksheets):
+        if sheet is not keep:
+            book.remove(sheet)
+    save_atomically(book, out, backups=0)

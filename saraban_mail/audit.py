@@ -1,0 +1,74 @@
+"""Register audit: does the workbook hold every number the journal gave out, once?
+
+A pure comparison of the journal's entries with the sheet's rows; `register check`
+prints it and `--repair` writes the missing rows again."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from saraban_mail.register import SheetRow
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A receipt number as the journal knows it."""
+
+    number: int
+    ref: str
+    written: bool
+    message: int
+
+
+@dataclass(frozen=True)
+class Audit:
+    year: int
+    path: Path
+    rows: int
+    highest: int
+    gaps: list[int]  # numbers below the highest that no row carries and none waits for
+    duplicates: list[int]  # numbers on more than one row
+    missing: list[int]  # written by the service once, but its row is gone from the sheet
+    pending: list[int]  # waiting in the journal (the workbook was open or unreadable)
+    clashes: list[int]  # numbers on a service row and on a row a clerk typed
+    missing_messages: tuple[int, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not (self.gaps or self.duplicates or self.missing or self.clashes)
+
+    def lines(self) -> list[str]:
+        name = self.path.name
+        out = [f"{name}: {self.rows} row(s), highest number {self.highest}"]
+        for label, numbers in (("gaps (no row)", self.gaps), ("duplicate numbers", self.duplicates),
+                               ("rows missing from the sheet", self.missing),
+                               ("waiting to be written", self.pending),
+                               ("numbers a clerk also typed", self.clashes)):
+            if numbers:
+                out.append(f"{name}: {label}: {', '.join(map(str, numbers))}")
+        return out
+
+
+def audit(year: int, path: Path, entries: list[Entry], rows: list[SheetRow]) -> Audit:
+    counts = Counter(r.number for r in rows if r.number is not None)
+    refs = {r.ref for r in rows if r.ref}
+    pending = sorted(e.number for e in entries if not e.written)
+    missing = [e for e in entries if e.written and e.ref not in refs]
+    ours = {e.number for e in entries}
+    clerk_numbers = {r.number for r in rows if not r.ref and r.number is not None}
+    highest = max([*counts, *pending, 0])
+    return Audit(
+        year=year,
+        path=path,
+        rows=len(rows),
+        highest=highest,
+        gaps=[n for n in range(1, highest + 1) if n not in counts and n not in pending
+              and n not in {e.number for e in missing}],
+        duplicates=sorted(n for n, c in counts.items() if c > 1),
+        missing=sorted(e.number for e in missing),
+        pending=pending,
+        clashes=sorted(ours & clerk_numbers),
+        missing_messages=tuple(e.message for e in missing),
+    )
