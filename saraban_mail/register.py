@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import zipfile
@@ -147,15 +148,36 @@ def _lock_owner(lock: Path) -> str:
     return text.strip()
 
 
+def _owner_gone(lock: Path) -> bool:
+    """A LibreOffice lock from this computer while no LibreOffice runs here."""
+    if not lock.name.startswith(".~lock."):
+        return False
+    fields = lock.read_text("utf-8", "replace").split(",")
+    if len(fields) < 3 or fields[2] != socket.gethostname():
+        return False
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"soffice" in cmdline.read_bytes():
+                return False
+        except OSError:
+            continue
+    return Path("/proc/self").exists()
+
+
 def ensure_free(path: Path, stale_hours: float) -> None:
-    """Raise RegisterBusy while a clerk has the workbook open (or it cannot be written)."""
+    """Raise RegisterBusy while a clerk has the workbook open (or it cannot be written).
+
+    A stale lock (its owner gone, or older than `stale_hours`) is still respected, since
+    a workbook open on another computer looks the same: it is reported with what to do."""
     for lock in lock_files(path):
         age_hours = (time.time() - lock.stat().st_mtime) / 3600
         owner = _lock_owner(lock)
         who = f" by {owner}" if owner else ""
-        if age_hours > stale_hours:
+        gone = _owner_gone(lock)
+        if gone or age_hours > stale_hours:
+            why = "its program is no longer running" if gone else f"it is {age_hours:.0f} hours old"
             raise RegisterBusy(
-                f"{path.name} has a lock file {lock.name}{who} that is {age_hours:.0f} hours old: "
+                f"{path.name} has a stale lock file {lock.name}{who} ({why}): "
                 "if nobody has the workbook open, delete the lock file"
             )
         raise RegisterBusy(f"{path.name} is open in a spreadsheet program ({lock.name}{who})")

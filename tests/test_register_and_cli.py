@@ -6,42 +6,15 @@ from __future__ import annotations
 
 import json
 import mailbox
-import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 
 from saraban_mail.config import load_config
-from saraban_mail.demo import AGENCY, CONFIG, STAFF, samples
 from saraban_mail.errors import ConfigError
 from saraban_mail.pipeline import safe_filename
-
-
-def office_with(tmp_path: Path, chosen: list) -> Path:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(agency=AGENCY, staff=STAFF), encoding="utf-8")
-    root = mailbox.Maildir(tmp_path / "maildir", create=True)
-    junk = root.add_folder("Junk")
-    for sample in chosen:
-        message = mailbox.MaildirMessage(sample.raw)
-        message.set_date(sample.received_at.timestamp())
-        (junk if sample.folder == "Junk" else root).add(message)
-    return config
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "saraban_mail", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
-
-
-def poll(config: Path) -> subprocess.CompletedProcess:
-    return cli("poll", "--config", str(config), "--json")
-
-
-def by_key(key: str):
-    return next(s for s in samples() if s.key == key)
+from tests.offices import by_key, cli, office_with, poll
 
 
 def test_numbers_continue_after_a_clerks_paper_rows_and_keep_the_clerks_edits(tmp_path):
