@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine, then run them.
 #   bash tests/setup-and-run.sh [pytest arguments]
-# Installs Dovecot (dovecot-imapd) when missing, creates .venv, installs the package
+# Installs Dovecot, LibreOffice Calc and python3-venv when missing, creates .venv, installs the package
 # with its test extras, runs ruff and pytest. Tests that need Dovecot fail under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
-  echo "installing dovecot-imapd ..."
+# Debian packages the tests need: Dovecot (the IMAP server the end-to-end tests start
+# on a free port), LibreOffice Calc (reads the registers as a clerk would), python3-venv.
+missing=()
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} ..."
   as_root apt-get update -qq
-  # A container has no init: keep the package from starting the system-wide daemon.
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq dovecot-imapd >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
-  echo "installing python3-venv ..."
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
-fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
