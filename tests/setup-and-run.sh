@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # on a free port), LibreOffice Calc (reads the registers as a clerk would), python3-venv.
 missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
-command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."
