@@ -6,6 +6,8 @@ non-zero exit code; only programming errors show a traceback."""
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import json
 import logging
 import sys
@@ -16,20 +18,27 @@ from zoneinfo import ZoneInfo
 
 from saraban_mail import __version__
 from saraban_mail.audit import Audit, Entry, audit
-from saraban_mail.calendar import BANGKOK, BusinessCalendar
+from saraban_mail.calendar import BANGKOK, BusinessCalendar, buddhist_year
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
+from saraban_mail.parse import header_text
 from saraban_mail.pipeline import (
     Context,
     PollReport,
     check_templates,
     poll,
-    register_ref,
     write_register,
 )
-from saraban_mail.register import INCOMING, export_csv, export_xlsx, incoming_path, read_rows
+from saraban_mail.register import (
+    INCOMING,
+    export_csv,
+    export_xlsx,
+    incoming_path,
+    read_rows,
+    service_ref,
+)
 from saraban_mail.replies import Templates
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.send import transport_for
@@ -143,7 +152,7 @@ def _audits(config: Config, journal: Journal, years: list[int]) -> list[Audit]:
     for year in years:
         path = incoming_path(config.paths.register_dir, year)
         rows = read_rows(path, INCOMING)[1] if path.exists() else []
-        entries = [Entry(e["receipt_no"], register_ref(e["identity"]), e["written_at"] is not None,
+        entries = [Entry(e["receipt_no"], service_ref(e["identity"]), e["written_at"] is not None,
                          e["message"]) for e in journal.register_entries(year)]
         found.append(audit(year, path, entries, rows))
     return found
@@ -222,6 +231,69 @@ def cmd_register_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _receipt(text: str, year: int | None) -> tuple[int, int]:
+    number, _, in_text = text.partition("/")
+    if not number.isdigit() or (in_text and not in_text.isdigit()):
+        raise SarabanError(f"receipt '{text}' is not a number like 12 or 12/2569")
+    return int(number), int(in_text or year or buddhist_year(datetime.now(BANGKOK)))
+
+
+def cmd_send_result(args: argparse.Namespace) -> int:
+    from saraban_mail import results
+
+    config = load_config(args.config)
+    rules = load_rules(config.paths.rules_dir)
+    templates = Templates(config.paths.templates_dir)
+    calendar = calendar_for(config, rules)
+    clock = lambda: datetime.now(calendar.tz)  # noqa: E731
+    number, year = _receipt(args.receipt, args.year)
+    journal = (Journal.scratch if args.dry_run else Journal.open)(config.paths.data_dir)
+    try:
+        target = results.find_target(journal, config, year, number)
+        files = results.load_files([Path(f) for f in args.files], config)
+        mode = "default" if args.password is None else args.password
+        prepared = results.queue(journal, config, templates, target, files, now=clock(),
+                                 to=args.to or "", subject=args.subject or "", password_mode=mode,
+                                 doc_no=args.doc_no or "", dry_run=args.dry_run)
+        if args.dry_run:
+            _show_result(prepared)
+            return EXIT_OK
+        mailbox: Mailbox | None = None
+        try:
+            mailbox = open_mailbox(config)
+        except SarabanError as exc:
+            print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll", file=sys.stderr)
+        try:
+            problems = results.deliver(journal, config, transport_for(config.smtp), mailbox,
+                                       calendar, clock)
+        finally:
+            if mailbox is not None:
+                mailbox.close()
+    finally:
+        journal.close()
+    for problem in problems:
+        print(f"saraban-mail: {problem}", file=sys.stderr)
+    label = f"result {prepared.send_no}/{prepared.year} for receipt {number}/{year}"
+    print(f"{label} to {prepared.result.recipient}"
+          + (" (password sent separately)" if prepared.password_mail else ""))
+    return EXIT_PENDING if problems else EXIT_OK
+
+
+def _show_result(prepared) -> None:
+    message = email.message_from_bytes(prepared.result.raw, policy=email.policy.default)
+    for name in ("From", "To", "Subject", "In-Reply-To", "Message-ID"):
+        if message[name]:
+            print(f"{name}: {header_text(message, name)}")
+    for document in prepared.documents:
+        state = "encrypted AES-256" if document.encrypted else "as given"
+        print(f"attachment: {document.name} ({len(document.data):,} bytes, {state}, "
+              f"SHA-256 {document.sha256})")
+    print(f"size: {len(prepared.result.raw):,} bytes")
+    if prepared.password_mail:
+        print("password: random, sent in a separate mail after the document")
+    print(f"outgoing number: {prepared.send_no}/{prepared.year} (not reserved: dry run)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="saraban-mail", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=__version__)
@@ -242,6 +314,19 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
     p.add_argument("--config")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("send-result", help="send a signed result (PDF) for an incoming receipt")
+    p.add_argument("receipt", help="incoming receipt number: 12 or 12/2569")
+    p.add_argument("files", nargs="+", help="PDF file(s); JPEG/PNG if results.allow_images")
+    p.add_argument("--config")
+    p.add_argument("--year", type=int, help="Buddhist-era year of the receipt (default: this year)")
+    p.add_argument("--to", help="recipient (default: the requester of the receipt)")
+    p.add_argument("--subject", help="subject (default from the template)")
+    p.add_argument("--password", help="auto | none | a password of your own "
+                   "(default: auto for personal documents, else results.password)")
+    p.add_argument("--doc-no", help="the letter's own number (ที่), e.g. นม 0023/123")
+    p.add_argument("--dry-run", action="store_true", help="show the message; send nothing")
+    p.set_defaults(func=cmd_send_result)
 
     p = sub.add_parser("register", help="check or export the register workbooks")
     reg = p.add_subparsers(dest="register_command", required=True)
@@ -270,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="saraban-mail: %(levelname)s: %(message)s",
     )
+    # pypdf warns about every quirk of a scanned file; our own errors say what matters.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except SarabanError as exc:

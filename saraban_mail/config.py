@@ -128,6 +128,23 @@ class Registers(_Section):
     stale_lock_hours: float = Field(default=12.0, gt=0)
 
 
+class Results(_Section):
+    """Sending results (signed PDFs) back to the citizen."""
+
+    # Drop N-YYYY.pdf (or a folder N-YYYY/) here; sent files move to sent/, refused to failed/.
+    outbox_dir: Path = Path("outbox")
+    max_total_mb: float = Field(default=10.0, gt=0)
+    # A scanned JPEG/PNG may go as it is (it cannot carry a password).
+    allow_images: bool = False
+    # auto: encrypt with a random password sent in a second mail [seed 004 §8.4].
+    password: Literal["auto", "none"] = "none"
+    # Requests whose subject has one of these get a password by default, as do
+    # high-risk requests for personal data.
+    personal_keywords: list[str] = Field(default_factory=lambda: [
+        "ข้อมูลส่วนบุคคล", "ทะเบียนบ้าน", "บัตรประจำตัว", "ใบรับรองแพทย์", "personal data",
+    ])
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
     register_dir: Path = Path("register")
@@ -158,6 +175,7 @@ class Config(BaseSettings):
     policy: Policy = Field(default_factory=Policy)
     replies: Replies = Field(default_factory=Replies)
     registers: Registers = Field(default_factory=Registers)
+    results: Results = Field(default_factory=Results)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
 
@@ -210,6 +228,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     )
     mailbox = config.mailbox.model_copy(update={"maildir": absolute(config.mailbox.maildir)})
     smtp = config.smtp.model_copy(update={"pickup_dir": absolute(config.smtp.pickup_dir)})
+    results = config.results.model_copy(update={"outbox_dir": absolute(config.results.outbox_dir)})
     return config.model_copy(
-        update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "source": base}
+        update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "results": results,
+                "source": base}
     )

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from saraban_mail.register import Summary
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
     folder TEXT PRIMARY KEY, uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL
@@ -55,6 +57,20 @@ CREATE TABLE IF NOT EXISTS actions (
     folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
     action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
     done_at TEXT, last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    year INTEGER NOT NULL, send_no INTEGER NOT NULL,
+    receipt_year INTEGER NOT NULL, receipt_no INTEGER NOT NULL,
+    recipient TEXT NOT NULL, message_id TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    -- the password mail; erased once sent: the password is kept nowhere else
+    password_raw BLOB,
+    row TEXT NOT NULL, source TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, sent_at TEXT, password_sent_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT,
+    row_written_at TEXT, action_written_at TEXT, filed_at TEXT,
+    UNIQUE (year, send_no)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
@@ -367,6 +383,68 @@ class Journal:
             " WHERE m.receipt_year = ?", (year,),
         ).fetchone()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    # -- results (outgoing register) ------------------------------------------------------
+
+    def highest_send_no(self, year: int) -> int:
+        row = self.db.execute("SELECT MAX(send_no) FROM results WHERE year = ?", (year,)).fetchone()
+        return int(row[0] or 0)
+
+    def add_result(self, *, year: int, send_no: int, receipt_year: int, receipt_no: int,
+                   recipient: str, message_id: str, raw: bytes, password_raw: bytes | None,
+                   row: dict[str, Any], source: str, now: datetime) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO results (year, send_no, receipt_year, receipt_no, recipient, message_id,"
+            " raw, password_raw, row, source, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (year, send_no, receipt_year, receipt_no, recipient, message_id, raw, password_raw,
+             json.dumps(row, ensure_ascii=False), source, _iso(now)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def result_sources(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT source FROM results WHERE source != ''")}
+
+    def results_to_send(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM results WHERE gave_up_at IS NULL AND"
+            " (sent_at IS NULL OR (password_raw IS NOT NULL AND password_sent_at IS NULL))"
+            " ORDER BY id"
+        ).fetchall()
+
+    def results_where(self, condition: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            f"SELECT * FROM results WHERE sent_at IS NOT NULL AND {condition} ORDER BY id"
+        ).fetchall()
+
+    def result_of_source(self, source: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM results WHERE source = ?", (source,)).fetchone()
+
+    def update_result(self, result: int, **fields: Any) -> None:
+        allowed = {"sent_at", "password_sent_at", "password_raw", "attempts", "last_error",
+                   "gave_up_at", "row_written_at", "action_written_at", "filed_at"}
+        assert set(fields) <= allowed, fields
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [_iso(v) if isinstance(v, datetime) else v for v in fields.values()]
+        self.db.execute(f"UPDATE results SET {assignments} WHERE id = ?", (*values, result))
+
+    def message_of_receipt(self, year: int, number: int) -> tuple[int, str, dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT id, identity, record FROM messages WHERE receipt_year = ? AND receipt_no = ?",
+            (year, number),
+        ).fetchone()
+        return (row[0], row[1], json.loads(row[2])) if row else None
+
+    def summary(self, year: int, *, pending_rows: int = 0, as_of: str = "") -> Summary:
+        """The numbers of the register's สรุป sheet for Buddhist-era `year`."""
+        on_time, late, waiting = self.ack_timeliness(year)
+        return Summary(
+            year=year, as_of=as_of, by_month=self.month_counts(year),
+            acks_on_time=on_time, acks_late=late, acks_waiting=waiting,
+            pending={
+                "แถวที่รอเขียนลงทะเบียน": max(len(self.pending_register_rows()) - pending_rows, 0),
+                "อีเมลตอบกลับที่รอส่ง (ส่งหลังบันทึกทะเบียน)": len(self.pending_mail()),
+            },
+        )
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT category, COUNT(*) FROM messages GROUP BY category")

@@ -21,6 +21,7 @@ from typing import Any
 
 from imapclient.exceptions import IMAPClientError
 
+from saraban_mail import results
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
@@ -31,10 +32,10 @@ from saraban_mail.parse import Incoming, identity_of, parse
 from saraban_mail.register import (
     INCOMING,
     Look,
-    Summary,
     append_rows,
     highest_number,
     incoming_path,
+    service_ref,
 )
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
@@ -74,6 +75,7 @@ def poll(ctx: Context) -> PollReport:
     if not ctx.dry_run:
         _write_register(ctx, report)
         _send(ctx, report)
+        _results(ctx, report)
         _apply_actions(ctx, report)
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     return report
@@ -377,6 +379,11 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
     }
     for name in TEMPLATES:
         templates.render(name, _context(ctx, sample, "1/2569"))  # type: ignore[arg-type]
+    result = {"agency": config.agency, "receipt": "1/2569", "outgoing": "1/2569", "matter": "x",
+              "requester_name": "x", "files": ["a.pdf"], "protected": True, "password": "x",
+              "sent_th": "x", "sent_en": "x"}
+    for name in ("result", "result_password"):
+        templates.render(name, result)
 
 
 # -- 2. numbering: receipt numbers in order of official receipt time ---------------------
@@ -413,11 +420,6 @@ def _number(ctx: Context, report: PollReport) -> None:
                 _queue(ctx, row["id"], _reply(ctx, kind, record, now, f"{number}/{year}"), now)
 
 
-def register_ref(identity: str) -> str:
-    """The service's reference in the register: how it knows a row is its own."""
-    return f"SM-{identity[:12]}"
-
-
 def _register_row(ctx: Context, record: dict[str, Any], number: int,
                   identity: str) -> dict[str, Any]:
     sender = record["requester"]
@@ -447,7 +449,7 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int,
             for a in record["attachments"]
         ),
         "message_id": record["message_id"],
-        "ref": register_ref(identity),
+        "ref": service_ref(identity),
     }
 
 
@@ -469,7 +471,7 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
         path = incoming_path(config.paths.register_dir, year)
         acks = journal.unwritten_acks(year)
         fill = {
-            register_ref(a["identity"]): {
+            service_ref(a["identity"]): {
                 "ack_sent": datetime.fromisoformat(a["sent_at"]).astimezone(calendar.tz).isoformat()
             }
             for a in acks
@@ -480,8 +482,8 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
                 path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}",
                 [_json_row(r["row"]) for r in rows], fill=fill,
                 look=Look(settings.date_style, settings.font, settings.font_size),
-                summary=summary_of(journal, year, pending_rows=len(rows),
-                                   now=clock().astimezone(calendar.tz)),
+                summary=journal.summary(year, pending_rows=len(rows),
+                                        as_of=thai_datetime(clock().astimezone(calendar.tz))),
                 agency=config.agency.name_th, backups=settings.backups,
                 stale_hours=settings.stale_lock_hours,
             )
@@ -499,21 +501,6 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
             journal.mark_rows_written([r["message"] for r in rows], now)
             journal.mark_acks_written([a["message"] for a in acks], now)
     return problems
-
-
-def summary_of(journal: Journal, year: int, pending_rows: int = 0,
-               now: datetime | None = None) -> Summary:
-    on_time, late, waiting = journal.ack_timeliness(year)
-    return Summary(
-        year=year,
-        as_of=thai_datetime(now) if now else "",
-        by_month=journal.month_counts(year),
-        acks_on_time=on_time, acks_late=late, acks_waiting=waiting,
-        pending={
-            "แถวที่รอเขียนลงทะเบียน": max(len(journal.pending_register_rows()) - pending_rows, 0),
-            "อีเมลตอบกลับที่รอส่ง (ส่งหลังบันทึกทะเบียน)": len(journal.pending_mail()),
-        },
-    )
 
 
 def _json_row(text: str) -> dict[str, Any]:
@@ -552,6 +539,16 @@ def _send(ctx: Context, report: PollReport) -> None:
             report.problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
             return
         journal.mark_filed(row["id"], ctx.clock())
+
+
+# -- 4b. results clerks dropped in outbox/, and results still queued ---------------------
+
+
+def _results(ctx: Context, report: PollReport) -> None:
+    report.problems += results.queue_outbox(ctx.journal, ctx.config, ctx.templates, ctx.clock)
+    report.problems += results.deliver(ctx.journal, ctx.config, ctx.transport, ctx.mailbox,
+                                       ctx.calendar, ctx.clock)
+    results.settle_outbox(ctx.journal, ctx.config)
 
 
 # -- 5. mark and move -------------------------------------------------------------------

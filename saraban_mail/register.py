@@ -533,6 +533,45 @@ def _row_height(kind: RegisterKind, row: dict[str, Any], look: Look) -> float:
     return min(lines, 8) * look.size * 1.45
 
 
+def annotate_rows(path: Path, kind: RegisterKind, key: str, notes: list[tuple[int, str, str]], *,
+                  look: Look = Look(), summary: Summary | None = None, agency: str = "",
+                  backups: int = 10, stale_hours: float = 12.0) -> list[int]:
+    """Add a line to column `key` of rows found by reference (ours) or number (a clerk's);
+    returns the numbers noted. The clerk's text in the cell stays, the note goes below it."""
+    ensure_free(path, stale_hours)
+    if not path.exists():
+        raise RegisterError(f"{path.name} does not exist yet")
+    drawings = foreign_drawings(path)
+    if drawings:
+        raise RegisterError(f"{path.name}: sheet '{drawings[0]}' holds a chart or picture that "
+                            "saving would remove; move it to another workbook")
+    book = open_book(path)
+    sheet = register_sheet(book, kind)
+    columns = _ensure_headings(sheet, kind, look)
+    rows = list(sheet_rows(sheet, kind))
+    column = next(c for c in kind.columns if c.key == key)
+    done = []
+    for number, ref, text in notes:
+        target = next((r for r in rows if (r.ref == ref if ref else
+                                           (r.number == number and not r.ref))), None)
+        if target is None:
+            continue
+        current = str(sheet.cell(target.row, columns[key]).value or "")
+        if text not in current:
+            write_cell(sheet, target.row, columns[key], column,
+                       f"{current}\n{text}" if current else text, look)
+        done.append(number)
+    if summary is not None:
+        write_summary(book, with_paper_rows(summary, rows), agency, look)
+    save_atomically(book, path, backups)
+    return done
+
+
+def service_ref(identity: str) -> str:
+    """The service's reference in the incoming register: how it knows a row is its own."""
+    return f"SM-{identity[:12]}"
+
+
 def _extend_filter(sheet: Worksheet, last_row: int) -> None:
     ref = sheet.auto_filter.ref
     match = re.fullmatch(rf"A{HEADER_ROW}:([A-Z]+)\d+", ref or "")

@@ -5,12 +5,18 @@ copies a citizen's CR/LF into a header of ours."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
+from email.mime.application import MIMEApplication
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
@@ -73,23 +79,60 @@ class Envelope:
 
 
 def build(kind: str, to: str, subject: str, body: str, sender: Envelope, now: datetime,
-          *, attach: bytes | None = None, auto: str = "auto-replied") -> Reply:
-    msg = EmailMessage(policy=email.policy.SMTP)
-    message_id = make_msgid(idstring=kind.replace("_", "-"), domain=sender.domain)
-    msg["From"] = formataddr((sender.from_name, sender.from_addr))
-    msg["To"] = to
-    msg["Subject"] = one_line(subject)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
+          *, attach: bytes | None = None, auto: str | None = "auto-replied",
+          files: tuple[tuple[str, str, bytes], ...] = (), message_id: str = "") -> Reply:
+    """One message: `attach` forwards a whole mail; `files` are (name, type, bytes)."""
+    message_id = message_id or make_msgid(idstring=kind.replace("_", "-"), domain=sender.domain)
+    headers = {
+        "From": formataddr((sender.from_name, sender.from_addr), charset="utf-8"),
+        "To": to,
+        "Subject": one_line(subject),
+        "Date": format_datetime(now),
+        "Message-ID": message_id,
+    }
     if sender.in_reply_to:
-        msg["In-Reply-To"] = sender.in_reply_to
+        headers["In-Reply-To"] = sender.in_reply_to
     thread = [r for r in (*sender.references, sender.in_reply_to) if r]
     if thread:
-        msg["References"] = " ".join(dict.fromkeys(thread))[-900:].lstrip()
-    msg["Auto-Submitted"] = auto
-    msg["X-Auto-Response-Suppress"] = "All"
+        headers["References"] = " ".join(dict.fromkeys(thread))[-900:].lstrip()
+    if auto:
+        headers["Auto-Submitted"] = auto
+        headers["X-Auto-Response-Suppress"] = "All"
+    if files:
+        return Reply(kind, to, message_id, _with_files(headers, body, files))
+    msg = EmailMessage(policy=email.policy.SMTP)
+    for name, value in headers.items():
+        msg[name] = value
     msg.set_content(body, charset="utf-8", cte="8bit" if body.isascii() else "base64")
     if attach is not None:
         original = email.message_from_bytes(attach, policy=email.policy.default)
         msg.add_attachment(original, filename="original.eml")
     return Reply(kind, to, message_id, msg.as_bytes())
+
+
+def _with_files(headers: dict[str, str], body: str,
+                files: tuple[tuple[str, str, bytes], ...]) -> bytes:
+    """Built with the compat32 classes, which keep parameters as given: Outlook shows a
+    name given only as RFC 2231 filename* as "Untitled Attachment", so Content-Type also
+    carries name= as an RFC 2047 encoded word, which the modern policy would re-encode."""
+    outer = MIMEMultipart()
+    for name, value in headers.items():
+        if name == "Subject":
+            outer[name] = Header(value, "utf-8")
+        else:
+            outer[name] = value
+    outer.attach(MIMEText(body, "plain", "utf-8"))
+    for filename, content_type, data in files:
+        maintype, subtype = content_type.split("/", 1)
+        part = (MIMEImage(data, _subtype=subtype) if maintype == "image"
+                else MIMEApplication(data, _subtype=subtype))
+        part.set_param("name", encoded_word(filename))
+        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
+        outer.attach(part)
+    return outer.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+
+
+def encoded_word(text: str) -> str:
+    if text.isascii():
+        return text
+    return f"=?utf-8?b?{base64.b64encode(text.encode('utf-8')).decode('ascii')}?="

@@ -9,6 +9,8 @@ import contextlib
 import os
 import ssl
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -92,7 +94,9 @@ class PickupTransport:
         self.folder.mkdir(parents=True, exist_ok=True)
         results = []
         for mail in mails:
-            target = self.folder / f"{mail.id:06d}-{mail.recipient.replace('/', '_')}.eml"
+            # Time first, so the folder lists in sending order; unique even for one id.
+            stamp = f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"
+            target = self.folder / f"{stamp}-{mail.recipient.replace('/', '_')}.eml"
             handle, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(handle, "wb") as out:
                 out.write(mail.raw)

@@ -160,7 +160,7 @@ class RegisterMachine(RuleBasedStateMachine):
             refs = {r.ref for r in rows}
             entries = journal.register_entries(2569)
             assert len(entries) == emails
-            assert all(pipeline.register_ref(e["identity"]) in refs for e in entries)
+            assert all(register.service_ref(e["identity"]) in refs for e in entries)
         finally:
             journal.close()
 
