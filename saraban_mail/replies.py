@@ -118,7 +118,7 @@ def _with_files(headers: dict[str, str], body: str,
     outer = MIMEMultipart()
     for name, value in headers.items():
         if name == "Subject":
-            outer[name] = Header(value, "utf-8")
+            outer[name] = Header(value, "utf-8")  # type: ignore[assignment]  # folded by compat32
         else:
             outer[name] = value
     outer.attach(MIMEText(body, "plain", "utf-8"))
