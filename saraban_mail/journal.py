@@ -113,6 +113,8 @@ class Journal:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
+        # Erased data (a sent PDF password) is overwritten, not left in free pages.
+        connection.execute("PRAGMA secure_delete=ON")
         return cls(connection)
 
     @classmethod
