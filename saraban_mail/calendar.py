@@ -79,6 +79,23 @@ def ack_due(received_at: datetime, cal: BusinessCalendar) -> datetime:
     return cal.at(official.date(), max(cal.ack_by, cal.opening))
 
 
+def working_days_after(day: date, count: int, cal: BusinessCalendar) -> date:
+    """The date `count` working days after `day` (a deadline "within N working days")."""
+    for _ in range(count):
+        day = cal.next_working_day(day)
+    return day
+
+
+def working_days_between(start: date, end: date, cal: BusinessCalendar) -> int:
+    """Working days after `start` up to and including `end`."""
+    count, day = 0, start
+    while True:
+        day = cal.next_working_day(day)
+        if day > end:
+            return count
+        count += 1
+
+
 def buddhist_year(moment: date | datetime) -> int:
     """พ.ศ. = ค.ศ. + 543."""
     return moment.year + 543

@@ -10,13 +10,15 @@ import email
 import email.policy
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from saraban_mail import __version__
+from saraban_mail import __version__, matters
 from saraban_mail.audit import Audit, Entry, audit
 from saraban_mail.calendar import BANGKOK, BusinessCalendar, buddhist_year
 from saraban_mail.config import Config, load_config
@@ -29,6 +31,7 @@ from saraban_mail.pipeline import (
     PollReport,
     check_templates,
     poll,
+    send_queued,
     write_register,
 )
 from saraban_mail.register import (
@@ -42,8 +45,22 @@ from saraban_mail.register import (
 from saraban_mail.replies import Templates
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.send import transport_for
+from saraban_mail.thaitext import thai_date
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 2, 3
+
+
+def now() -> datetime:
+    """The clock: SARABAN_NOW (ISO 8601 with offset) fixes it, for tests and for re-running
+    a day's deadlines; otherwise the time in Bangkok."""
+    fixed = os.environ.get("SARABAN_NOW")
+    if fixed:
+        try:
+            moment = datetime.fromisoformat(fixed)
+        except ValueError:
+            raise SarabanError(f"SARABAN_NOW={fixed!r} is not an ISO 8601 time") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=BANGKOK)
+    return datetime.now(BANGKOK)
 
 
 def calendar_for(config: Config, rules: RuleSet) -> BusinessCalendar:
@@ -64,7 +81,7 @@ def open_mailbox(config: Config) -> Mailbox:
 def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Context:
     rules = load_rules(config.paths.rules_dir)
     templates = Templates(config.paths.templates_dir)
-    clock = clock or (lambda: datetime.now(BANGKOK))
+    clock = clock or now
     calendar = calendar_for(config, rules)
     check_templates(templates, config, rules, calendar, clock())
     journal = (Journal.scratch if dry_run else Journal.open)(config.paths.data_dir)
@@ -158,6 +175,28 @@ def _audits(config: Config, journal: Journal, years: list[int]) -> list[Audit]:
     return found
 
 
+def _acks(journal: Journal) -> dict[str, list[dict[str, str | None]]]:
+    due: list[dict[str, str | None]] = []
+    late: list[dict[str, str | None]] = []
+    for row in journal.acks_outstanding():
+        item = {"receipt": f"{row['receipt_no']}/{row['receipt_year']}", "to": row["requester"],
+                "due": row["due"], "sent": row["sent_at"]}
+        (late if row["sent_at"] else due).append(item)
+    return {"due": due, "late": late}
+
+
+def _matter_states(journal: Journal) -> dict[str, Any]:
+    by_state: dict[str, int] = {}
+    waiting = []
+    for matter in journal.matters():
+        state = matter["state"] or "?"
+        by_state[state] = by_state.get(state, 0) + 1
+        if state in matters.WAITING_FOR:
+            waiting.append({"receipt": f"{matter['receipt_no']}/{matter['year']}", "state": state,
+                            "waiting_for": matters.WAITING_FOR[state], "since": matter["last_at"]})
+    return {"by_state": by_state, "waiting": waiting}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     journal = Journal.open(config.paths.data_dir)
@@ -168,11 +207,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 registers.extend(_audits(config, journal, [year]))
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
-        status = {
+        status: dict[str, Any] = {
             "messages": journal.counts(),
             "pending_register_rows": len(journal.pending_register_rows()),
             "pending_mail": len(journal.pending_mail()),
             "pending_mailbox_actions": len(journal.pending_actions()),
+            "acknowledgements": _acks(journal),
+            "matters": _matter_states(journal),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
                  "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
@@ -186,8 +227,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False))
     else:
         for key, value in status.items():
-            if key != "registers":
+            if key not in ("registers", "acknowledgements", "matters"):
                 print(f"{key}: {value}")
+        acks = status["acknowledgements"]
+        print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
+        for item in acks["due"] + acks["late"]:
+            print(f"  {item['receipt']}  due {item['due']}  sent {item['sent'] or '-'}")
+        print(f"matters by state: {status['matters']['by_state']}")
+        for item in status["matters"]["waiting"]:
+            print(f"  {item['receipt']}  {item['state']}: waiting for {item['waiting_for']}")
         for found in registers:
             print("\n".join(found.lines()))
     return EXIT_OK
@@ -205,7 +253,7 @@ def cmd_register_check(args: argparse.Namespace) -> int:
                     journal.rewrite_rows(list(found.missing_messages))
             rules = load_rules(config.paths.rules_dir)
             problems = write_register(journal, config, calendar_for(config, rules),
-                                      lambda: datetime.now(BANGKOK))
+                                      now)
             for problem in problems:
                 print(f"saraban-mail: {problem}", file=sys.stderr)
             audits = _audits(config, journal, years)
@@ -235,7 +283,7 @@ def _receipt(text: str, year: int | None) -> tuple[int, int]:
     number, _, in_text = text.partition("/")
     if not number.isdigit() or (in_text and not in_text.isdigit()):
         raise SarabanError(f"receipt '{text}' is not a number like 12 or 12/2569")
-    return int(number), int(in_text or year or buddhist_year(datetime.now(BANGKOK)))
+    return int(number), int(in_text or year or buddhist_year(now()))
 
 
 def cmd_send_result(args: argparse.Namespace) -> int:
@@ -245,7 +293,7 @@ def cmd_send_result(args: argparse.Namespace) -> int:
     rules = load_rules(config.paths.rules_dir)
     templates = Templates(config.paths.templates_dir)
     calendar = calendar_for(config, rules)
-    clock = lambda: datetime.now(calendar.tz)  # noqa: E731
+    clock = lambda: now().astimezone(calendar.tz)  # noqa: E731
     number, year = _receipt(args.receipt, args.year)
     journal = (Journal.scratch if args.dry_run else Journal.open)(config.paths.data_dir)
     try:
@@ -254,7 +302,8 @@ def cmd_send_result(args: argparse.Namespace) -> int:
         mode = "default" if args.password is None else args.password
         prepared = results.queue(journal, config, templates, target, files, now=clock(),
                                  to=args.to or "", subject=args.subject or "", password_mode=mode,
-                                 doc_no=args.doc_no or "", dry_run=args.dry_run)
+                                 doc_no=args.doc_no or "", dry_run=args.dry_run,
+                                 force=args.force, actor=os.environ.get("USER") or "clerk")
         if args.dry_run:
             _show_result(prepared)
             return EXIT_OK
@@ -277,6 +326,120 @@ def cmd_send_result(args: argparse.Namespace) -> int:
     print(f"{label} to {prepared.result.recipient}"
           + (" (password sent separately)" if prepared.password_mail else ""))
     return EXIT_PENDING if problems else EXIT_OK
+
+
+class _Office:
+    """What a clerk's command needs: config, journal, templates, calendar, and a way to
+    send what it queued at once (the poll retries whatever could not go)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.config = load_config(args.config)
+        rules = load_rules(self.config.paths.rules_dir)
+        self.templates = Templates(self.config.paths.templates_dir)
+        self.calendar = calendar_for(self.config, rules)
+        self.journal = Journal.open(self.config.paths.data_dir)
+        self.actor = getattr(args, "by", None) or os.environ.get("USER") or "clerk"
+
+    def now(self) -> datetime:
+        return now().astimezone(self.calendar.tz)
+
+    def target(self, receipt: str, year: int | None):
+        from saraban_mail import results
+
+        number, year = _receipt(receipt, year)
+        return results.find_target(self.journal, self.config, year, number)
+
+    def send(self) -> list[str]:
+        mailbox: Mailbox | None = None
+        try:
+            mailbox = open_mailbox(self.config)
+        except SarabanError as exc:
+            print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll",
+                  file=sys.stderr)
+        try:
+            return send_queued(self.journal, self.config, transport_for(self.config.smtp),
+                               mailbox, self.now)
+        finally:
+            if mailbox is not None:
+                mailbox.close()
+
+    def finish(self, problems: list[str]) -> int:
+        self.journal.close()
+        for problem in problems:
+            print(f"saraban-mail: {problem}", file=sys.stderr)
+        return EXIT_PENDING if problems else EXIT_OK
+
+
+def cmd_request_docs(args: argparse.Namespace) -> int:
+    office = _Office(args)
+    target = office.target(args.receipt, args.year)
+    days = args.days or office.config.followup.documents_days
+    deadline, _ = matters.request_documents(office.journal, office.config, office.templates,
+                                            office.calendar, target, args.items, days,
+                                            office.now(), office.actor)
+    problems = office.send()
+    problems += matters.note_in_register(
+        office.config, target.receipt_year,
+        [(target.receipt_no, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")], office.journal)
+    print(f"asked {target.recipient} for documents on {target.receipt_no}/{target.receipt_year}; "
+          f"due {deadline.isoformat()}")
+    return office.finish(problems)
+
+
+def cmd_video_call(args: argparse.Namespace) -> int:
+    office = _Office(args)
+    target = office.target(args.receipt, args.year)
+    at = datetime.fromisoformat(args.at).replace(tzinfo=office.calendar.tz)
+    matters.video_call(office.journal, office.config, office.templates, target, at,
+                       args.link or "", office.now(), office.actor)
+    print(f"video-call appointment sent to {target.recipient} for {at:%Y-%m-%d %H:%M}")
+    return office.finish(office.send())
+
+
+def cmd_verify_identity(args: argparse.Namespace) -> int:
+    office = _Office(args)
+    number, year = _receipt(args.receipt, args.year)
+    stored = matters.verify_identity(office.journal, office.config, year, number, args.method,
+                                     [Path(p) for p in args.evidence], office.now(), office.actor)
+    print(f"identity of {number}/{year} verified ({args.method}); {len(stored)} evidence file(s) "
+          "kept privately")
+    return office.finish([])
+
+
+def cmd_deadlines(args: argparse.Namespace) -> int:
+    from saraban_mail import results
+
+    office = _Office(args)
+    findings = matters.housekeeping(
+        office.journal, office.config, office.templates, office.calendar, office.now(),
+        lambda year, number: results.find_target(office.journal, office.config, year, number),
+    )
+    office.journal.set_meta("housekeeping", office.now().date().isoformat())
+    for finding in findings:
+        print(f"{finding.number}/{finding.year}  {finding.kind}  {finding.text}")
+    if not findings:
+        print("no deadline passed, nothing to dispose")
+    print(f"list for the head of agency: {office.config.paths.register_dir / 'to-dispose.xlsx'}",
+          file=sys.stderr)
+    return office.finish(office.send())
+
+
+def cmd_dispose(args: argparse.Namespace) -> int:
+    office = _Office(args)
+    number, year = _receipt(args.receipt, args.year)
+    problems = matters.dispose(office.journal, office.config, year, number, args.approved_by,
+                               office.now())
+    matters.write_disposal_list(office.journal, office.config, office.calendar)
+    print(f"matter {number}/{year} disposed, approved by {args.approved_by}")
+    return office.finish(problems)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    office = _Office(args)
+    number, year = _receipt(args.receipt, args.year)
+    for line in matters.history(office.journal, year, number, office.calendar):
+        print(line)
+    return office.finish([])
 
 
 def _show_result(prepared) -> None:
@@ -326,7 +489,38 @@ def parser() -> argparse.ArgumentParser:
                    "(default: auto for personal documents, else results.password)")
     p.add_argument("--doc-no", help="the letter's own number (ที่), e.g. นม 0023/123")
     p.add_argument("--dry-run", action="store_true", help="show the message; send nothing")
+    p.add_argument("--force", metavar="REASON",
+                   help="send for a high-risk matter whose identity is not verified (logged)")
     p.set_defaults(func=cmd_send_result)
+
+    def matter_parser(name: str, text: str):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("receipt", help="incoming receipt number: 12 or 12/2569")
+        q.add_argument("--year", type=int, help="Buddhist-era year (default: this year)")
+        q.add_argument("--config")
+        q.add_argument("--by", help="who does this (default: $USER), for the matter's history")
+        return q
+
+    q = matter_parser("request-docs", "ask the requester for missing documents")
+    q.add_argument("--items", required=True, help="what is missing, as the citizen should read it")
+    q.add_argument("--days", type=int, help="working days to send them (default: config)")
+    q.set_defaults(func=cmd_request_docs)
+    q = matter_parser("video-call", "send a video-call appointment for identity proofing")
+    q.add_argument("--at", required=True, help="date and time, e.g. 2026-11-25T10:00")
+    q.add_argument("--link", help="where the call takes place")
+    q.set_defaults(func=cmd_video_call)
+    q = matter_parser("verify-identity", "record how a high-risk requester's identity was proven")
+    q.add_argument("--method", required=True, choices=matters.METHODS)
+    q.add_argument("--evidence", nargs="*", default=[], help="evidence files (kept privately)")
+    q.set_defaults(func=cmd_verify_identity)
+    q = matter_parser("dispose", "close a matter proposed for disposal")
+    q.add_argument("--approved-by", required=True, help="the head of agency who approved")
+    q.set_defaults(func=cmd_dispose)
+    q = matter_parser("show", "the whole history of a matter")
+    q.set_defaults(func=cmd_show)
+    q = sub.add_parser("deadlines", help="overdue documents and matters to propose for disposal")
+    q.add_argument("--config")
+    q.set_defaults(func=cmd_deadlines)
 
     p = sub.add_parser("register", help="check or export the register workbooks")
     reg = p.add_subparsers(dest="register_command", required=True)

@@ -145,6 +145,21 @@ class Results(_Section):
     ])
 
 
+class Followup(_Section):
+    """What happens after receipt: missing documents, the hold, inquiries."""
+
+    documents_days: int = Field(default=7, ge=1)  # working days to send missing documents
+    reminder: bool = True  # one reminder when the document deadline passes
+    # A matter waiting on the citizen with no contact this long is proposed for disposal
+    # (seed 000: kept 30 days, then proposed to the head of the agency).
+    hold_days: int = Field(default=30, ge=1)
+    hold_in_working_days: bool = True
+    # Requests for information, logged in the inquiry log (seed 004 §1.7).
+    inquiry_keywords: list[str] = Field(default_factory=lambda: [
+        "สอบถาม", "ขอทราบ", "ขอข้อมูล", "inquiry", "question about",
+    ])
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
     register_dir: Path = Path("register")
@@ -176,6 +191,7 @@ class Config(BaseSettings):
     replies: Replies = Field(default_factory=Replies)
     registers: Registers = Field(default_factory=Registers)
     results: Results = Field(default_factory=Results)
+    followup: Followup = Field(default_factory=Followup)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
 

@@ -72,6 +72,15 @@ CREATE TABLE IF NOT EXISTS results (
     row_written_at TEXT, action_written_at TEXT, filed_at TEXT,
     UNIQUE (year, send_no)
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    year INTEGER NOT NULL, receipt_no INTEGER NOT NULL,
+    at TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL,
+    state TEXT,  -- the matter's state from this event on (NULL: unchanged)
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_matter ON events(year, receipt_no, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
@@ -447,6 +456,90 @@ class Journal:
                 "อีเมลตอบกลับที่รอส่ง (ส่งหลังบันทึกทะเบียน)": len(self.pending_mail()),
             },
         )
+
+    # -- matters: events and states -------------------------------------------------------
+
+    def add_event(self, year: int, number: int, *, kind: str, actor: str, now: datetime,
+                  state: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO events (year, receipt_no, at, actor, kind, state, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (year, number, _iso(now), actor, kind, state,
+             json.dumps(detail or {}, ensure_ascii=False)),
+        )
+
+    def events(self, year: int, number: int) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT at, actor, kind, state, detail FROM events WHERE year = ? AND receipt_no = ?"
+            " ORDER BY id", (year, number),
+        ).fetchall()
+
+    def matters(self) -> list[sqlite3.Row]:
+        """Every matter with its current state and the time of its last event."""
+        return self.db.execute(
+            "SELECT year, receipt_no,"
+            " (SELECT state FROM events s WHERE s.year = e.year AND s.receipt_no = e.receipt_no"
+            "  AND s.state IS NOT NULL ORDER BY s.id DESC LIMIT 1) AS state,"
+            " MAX(at) AS last_at FROM events e GROUP BY year, receipt_no ORDER BY year, receipt_no"
+        ).fetchall()
+
+    def state_of(self, year: int, number: int) -> str | None:
+        row = self.db.execute(
+            "SELECT state FROM events WHERE year = ? AND receipt_no = ? AND state IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1", (year, number),
+        ).fetchone()
+        return row[0] if row else None
+
+    def receipt_of_sent(self, message_id: str) -> tuple[int, int, str] | None:
+        """The matter (year, number, requester) a message we sent belongs to."""
+        row = self.db.execute(
+            "SELECT m.receipt_year, m.receipt_no, m.requester FROM outbox o"
+            " JOIN messages m ON m.id = o.message WHERE o.message_id = ?"
+            " AND m.receipt_no IS NOT NULL", (message_id,),
+        ).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT receipt_year, receipt_no, recipient FROM results WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT year, receipt_no, json_extract(detail, '$.recipient') FROM events"
+                " WHERE json_extract(detail, '$.message_id') = ?", (message_id,),
+            ).fetchone()
+        return (row[0], row[1], row[2] or "") if row else None
+
+    def requester_of(self, year: int, number: int) -> str:
+        row = self.db.execute(
+            "SELECT requester FROM messages WHERE receipt_year = ? AND receipt_no = ?",
+            (year, number),
+        ).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT recipient FROM results WHERE receipt_year = ? AND receipt_no = ?"
+                " ORDER BY id DESC LIMIT 1", (year, number),
+            ).fetchone()
+        return row[0] if row else ""
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                        " value = excluded.value", (key, value))
+
+    def acks_outstanding(self) -> list[sqlite3.Row]:
+        """Registered mail whose acknowledgement has not gone, or went after ack_due."""
+        return self.db.execute(
+            "SELECT m.receipt_year, m.receipt_no, m.requester,"
+            " json_extract(m.record, '$.ack_due') AS due, o.sent_at FROM messages m"
+            " LEFT JOIN outbox o ON o.message = m.id"
+            " AND o.kind IN ('acknowledgement', 'wrong_channel')"
+            " WHERE m.receipt_no IS NOT NULL AND (o.sent_at IS NULL OR"
+            " o.sent_at > json_extract(m.record, '$.ack_due'))"
+            " ORDER BY m.receipt_year, m.receipt_no"
+        ).fetchall()
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT category, COUNT(*) FROM messages GROUP BY category")

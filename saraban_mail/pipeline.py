@@ -21,7 +21,7 @@ from typing import Any
 
 from imapclient.exceptions import IMAPClientError
 
-from saraban_mail import results
+from saraban_mail import matters, results
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
@@ -74,6 +74,7 @@ def poll(ctx: Context) -> PollReport:
     _number(ctx, report)
     if not ctx.dry_run:
         _write_register(ctx, report)
+        _housekeeping(ctx, report)
         _send(ctx, report)
         _results(ctx, report)
         _apply_actions(ctx, report)
@@ -141,6 +142,9 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
         return
     decision = classify(mail, ctx.rules, _identity(ctx.config))
     record = _record(ctx, fetched, mail, decision)
+    if decision.category.registered:
+        related = matters.related_receipt(mail, decision.requester, journal)
+        record["related_receipt"] = f"{related[1]}/{related[0]}" if related else None
     if not ctx.dry_run:
         # Files first: a crash before the journal commit only means writing them again.
         _keep_files(ctx, mail, decision, fetched.raw)
@@ -384,6 +388,10 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
               "sent_th": "x", "sent_en": "x"}
     for name in ("result", "result_password"):
         templates.render(name, result)
+    followup = result | {"items": "x", "days": 7, "deadline_th": "x", "deadline_en": "x",
+                         "hold_days": 30, "at_th": "x", "at_en": "x", "link": "x"}
+    for name in ("request_documents", "documents_reminder", "video_call"):
+        templates.render(name, followup)
 
 
 # -- 2. numbering: receipt numbers in order of official receipt time ---------------------
@@ -413,6 +421,7 @@ def _number(ctx: Context, report: PollReport) -> None:
             number = highest[year] = highest[year] + 1
             record = json.loads(row["record"])
             journal.set_receipt(row["id"], year, number)
+            matters.on_registered(journal, year, number, record, now)
             journal.add_register_row(row["id"], year, number,
                                      _register_row(ctx, record, number, row["identity"]))
             kind = "acknowledgement" if record["category"] == Category.VALID else "wrong_channel"
@@ -428,6 +437,8 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int,
                + (f": {record['reason']}" if record["rule"] != "default" else "")]
     if record["high_risk"]:
         remarks.append(f"ความเสี่ยงสูง ({record['high_risk_rule']}): ต้องยืนยันตัวตนก่อนดำเนินการ")
+    if record.get("related_receipt"):
+        remarks.append(f"เกี่ยวข้องกับเลขทะเบียนรับที่ {record['related_receipt']}")
     if record["folder"] == ctx.mailbox.folders.junk:
         remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
     return {
@@ -511,37 +522,57 @@ def _json_row(text: str) -> dict[str, Any]:
 
 
 def _send(ctx: Context, report: PollReport) -> None:
-    journal = ctx.journal
+    report.problems += send_queued(ctx.journal, ctx.config, ctx.transport, ctx.mailbox, ctx.clock)
+
+
+def send_queued(journal: Journal, config: Config, transport: Transport, mailbox: Mailbox | None,
+                clock: Callable[[], datetime]) -> list[str]:
+    """Send every queued reply once, then copy what went to the Sent folder."""
+    problems: list[str] = []
     pending = journal.pending_mail()
     if pending:
         mails = [Outgoing(r["id"], r["recipient"], r["raw"]) for r in pending]
         try:
-            results = ctx.transport.send_all(ctx.config.agency.email, mails)
+            results = transport.send_all(config.agency.email, mails)
         except SendError as exc:
-            report.problems.append(f"{exc}: {len(mails)} message(s) wait in the journal")
+            problems.append(f"{exc}: {len(mails)} message(s) wait in the journal")
             results = []
         for result in results:
-            now = ctx.clock()
+            now = clock()
             if result.ok:
                 journal.mark_sent(result.id, now)
             else:
                 journal.mark_send_failed(result.id, result.error,
                                          give_up=now if result.permanent else None)
                 state = "refused for good" if result.permanent else "will be retried"
-                report.problems.append(f"mail {result.id}: {result.error} ({state})")
-    sent_folder = ctx.mailbox.folders.sent
-    if not sent_folder:
-        return
+                problems.append(f"mail {result.id}: {result.error} ({state})")
+    sent_folder = mailbox.folders.sent if mailbox else None
+    if mailbox is None or not sent_folder:
+        return problems
     for row in journal.unfiled_mail():
         try:
-            ctx.mailbox.append(sent_folder, row["raw"])
+            mailbox.append(sent_folder, row["raw"])
         except NETWORK_ERRORS as exc:
-            report.problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
-            return
-        journal.mark_filed(row["id"], ctx.clock())
+            problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
+            break
+        journal.mark_filed(row["id"], clock())
+    return problems
 
 
 # -- 4b. results clerks dropped in outbox/, and results still queued ---------------------
+
+
+def _housekeeping(ctx: Context, report: PollReport) -> None:
+    """Once a day: overdue documents (a reminder) and the 30-day hold."""
+    today = ctx.clock().astimezone(ctx.calendar.tz).date().isoformat()
+    if ctx.journal.get_meta("housekeeping") == today:
+        return
+    for finding in matters.housekeeping(
+        ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
+        lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
+    ):
+        log.warning("matter %d/%d: %s", finding.number, finding.year, finding.text)
+    ctx.journal.set_meta("housekeeping", today)
 
 
 def _results(ctx: Context, report: PollReport) -> None:
@@ -598,6 +629,7 @@ def _output(ctx: Context, copy: Any) -> dict[str, Any]:
         "received_at": record["received_at"],
         "official_received_at": record["official_received_at"],
         "ack_due": record["ack_due"],
+        "related_receipt": record.get("related_receipt"),
         "actions": ["seen"] if duplicate else record["planned"],
         # What was actually queued for this message, and where it stands.
         "mail": [] if duplicate else [

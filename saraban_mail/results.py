@@ -263,8 +263,14 @@ def wants_password(mode: str, config: Config, target: Target) -> bool:
 def queue(journal: Journal, config: Config, templates: Templates, target: Target,
           files: list[tuple[str, str, bytes]], *, now: datetime, to: str = "", subject: str = "",
           password_mode: str = "default", doc_no: str = "", source: str = "",
-          dry_run: bool = False) -> Prepared:
+          dry_run: bool = False, force: str | None = None, actor: str = "clerk") -> Prepared:
     """Reserve the next outgoing number and queue the result (and its password mail)."""
+    from saraban_mail.matters import MatterError, identity_gate
+
+    try:
+        identity_gate(journal, target.receipt_year, target.receipt_no, force, now, actor)
+    except MatterError as exc:
+        raise ResultError(str(exc)) from None
     password = None
     if wants_password(password_mode, config, target):
         password = password_mode if password_mode not in ("auto", "default") else new_password()
@@ -337,7 +343,14 @@ def _send_one(journal: Journal, config: Config, transport: Transport, result: An
             state = "refused for good" if outcome.permanent else "it stays queued"
             return [f"{label}: {outcome.error} ({state})"]
         if field == "sent_at":
-            journal.update_result(result["id"], sent_at=clock(), last_error=None)
+            with journal.transaction():
+                journal.update_result(result["id"], sent_at=clock(), last_error=None)
+                journal.add_event(result["receipt_year"], result["receipt_no"],
+                                  kind="result_sent", actor="service", now=clock(),
+                                  state="result_sent",
+                                  detail={"outgoing": f"{result['send_no']}/{result['year']}",
+                                          "message_id": result["message_id"],
+                                          "recipient": result["recipient"]})
         else:  # the password now exists only in the citizen's mailbox
             journal.update_result(result["id"], password_sent_at=clock(), password_raw=None)
     return []

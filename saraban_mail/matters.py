@@ -1,0 +1,348 @@
+"""Matters: a registered request after receipt, step by step, every step a journal event.
+
+States: received → (identity_pending → identity_verified) → awaiting_documents →
+documents_received → result_sent, or → to_dispose → disposed. Deadlines count working
+days on the same calendar as receipt times."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+
+from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
+from saraban_mail.config import Config
+from saraban_mail.errors import RegisterError, SarabanError
+from saraban_mail.journal import Journal
+from saraban_mail.parse import Incoming
+from saraban_mail.register import INCOMING, Look, annotate_rows, incoming_path, save_atomically
+from saraban_mail.replies import Envelope, Templates, build
+from saraban_mail.thaitext import thai_date, thai_datetime
+
+RECEIVED = "received"
+IDENTITY_PENDING = "identity_pending"
+IDENTITY_VERIFIED = "identity_verified"
+AWAITING_DOCUMENTS = "awaiting_documents"
+DOCUMENTS_RECEIVED = "documents_received"
+RESULT_SENT = "result_sent"
+TO_DISPOSE = "to_dispose"
+DISPOSED = "disposed"
+# States in which the matter waits for the citizen: silence here starts the hold.
+WAITING_ON_CITIZEN = (IDENTITY_PENDING, AWAITING_DOCUMENTS)
+WAITING_FOR = {
+    RECEIVED: "การพิจารณาของเจ้าหน้าที่ / the officer's decision",
+    IDENTITY_PENDING: "การยืนยันตัวตนของผู้ขอ / the requester's identity proof",
+    IDENTITY_VERIFIED: "การพิจารณาของเจ้าหน้าที่ / the officer's decision",
+    AWAITING_DOCUMENTS: "เอกสารเพิ่มเติมจากผู้ขอ / documents from the requester",
+    DOCUMENTS_RECEIVED: "การตรวจเอกสารของเจ้าหน้าที่ / the officer's review of the documents",
+    TO_DISPOSE: "การอนุมัติจำหน่ายเรื่องของหัวหน้าหน่วยงาน / the head of agency's approval",
+}
+METHODS = ("in_person", "video_call", "digital_id")
+TAG = re.compile(r"\[(รับที่|ส่งที่)\s*(\d+)/(\d{4})\]")
+
+
+class MatterError(SarabanError):
+    """A step that cannot be taken for this matter (unknown, wrong state, ...)."""
+
+
+# -- linking a citizen's reply to the matter it answers -----------------------------------
+
+
+def related_receipt(mail: Incoming, requester: str, journal: Journal) -> tuple[int, int] | None:
+    """The matter a mail answers: In-Reply-To/References naming a message we sent, or our
+    [รับที่ N/YYYY] / [ส่งที่ N/YYYY] tag in the subject; only from the matter's requester."""
+    for reference in reversed(mail.references):
+        found = journal.receipt_of_sent(reference)
+        if found and found[2] == requester:
+            return found[0], found[1]
+    for kind, number, year in TAG.findall(mail.subject):
+        if kind == "ส่งที่":
+            row = journal.db.execute(
+                "SELECT receipt_year, receipt_no FROM results WHERE year = ? AND send_no = ?",
+                (int(year), int(number)),
+            ).fetchone()
+            if row is None:
+                continue
+            year, number = row[0], row[1]
+        if journal.requester_of(int(year), int(number)) == requester:
+            return int(year), int(number)
+    return None
+
+
+def on_registered(journal: Journal, year: int, number: int, record: dict[str, Any],
+                  now: datetime) -> None:
+    """The first events of a matter, and the news for the matter a reply belongs to."""
+    state = IDENTITY_PENDING if record["high_risk"] else RECEIVED
+    related = record.get("related_receipt")
+    journal.add_event(year, number, kind="registered", actor="service", now=now, state=state,
+                      detail={"subject": record["subject"], "requester": record["requester"],
+                              "related_receipt": related})
+    if related:
+        r_number, r_year = (int(x) for x in related.split("/"))
+        waiting = journal.state_of(r_year, r_number) in (AWAITING_DOCUMENTS, TO_DISPOSE)
+        journal.add_event(r_year, r_number, kind="reply_received", actor="service", now=now,
+                          state=DOCUMENTS_RECEIVED if waiting else None,
+                          detail={"receipt": f"{number}/{year}"})
+
+
+# -- clerk steps ----------------------------------------------------------------------------
+
+
+def require(journal: Journal, year: int, number: int) -> str:
+    state = journal.state_of(year, number)
+    if state is None:
+        raise MatterError(f"no matter {number}/{year} in the journal")
+    return state
+
+
+def request_documents(journal: Journal, config: Config, templates: Templates,
+                      calendar: BusinessCalendar, target: Any, items: str, days: int,
+                      now: datetime, actor: str) -> tuple[date, str]:
+    """Queue the request for missing documents; returns its deadline and Message-ID."""
+    year, number = target.receipt_year, target.receipt_no
+    state = journal.state_of(year, number)
+    if state in (DISPOSED, RESULT_SENT):
+        raise MatterError(f"matter {number}/{year} is {state}")
+    deadline = working_days_after(now.date(), days, calendar)
+    context = {
+        "agency": config.agency, "receipt": f"{number}/{year}",
+        "matter": target.subject or "(ไม่มีหัวเรื่อง / no subject)",
+        "requester_name": target.name, "items": items, "days": days,
+        "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
+        "hold_days": config.followup.hold_days,
+    }
+    subject, body = templates.render("request_documents", context)
+    mail = build("request_documents", target.recipient, subject, body,
+                 _envelope(config, target), now, auto=None)
+    with journal.transaction():
+        message = journal.message_of_receipt(year, number)
+        journal.queue_mail(message=message[0] if message else None, kind="request_documents",
+                           recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
+                           now=now)
+        journal.add_event(year, number, kind="documents_requested", actor=actor, now=now,
+                          state=AWAITING_DOCUMENTS,
+                          detail={"items": items, "deadline": deadline.isoformat(),
+                                  "message_id": mail.message_id, "recipient": target.recipient})
+    return deadline, mail.message_id
+
+
+def _envelope(config: Config, target: Any) -> Envelope:
+    agency = config.agency
+    return Envelope(agency.name_th, agency.email, agency.domain, target.thread_id,
+                    target.references)
+
+
+def video_call(journal: Journal, config: Config, templates: Templates, target: Any,
+               at: datetime, link: str, now: datetime, actor: str) -> str:
+    """Queue the appointment mail for identity proofing by video call [seed 000 step 3]."""
+    year, number = target.receipt_year, target.receipt_no
+    context = {"agency": config.agency, "receipt": f"{number}/{year}",
+               "matter": target.subject, "requester_name": target.name,
+               "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link}
+    subject, body = templates.render("video_call", context)
+    mail = build("video_call", target.recipient, subject, body, _envelope(config, target), now,
+                 auto=None)
+    with journal.transaction():
+        message = journal.message_of_receipt(year, number)
+        journal.queue_mail(message=message[0] if message else None, kind="video_call",
+                           recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
+                           now=now)
+        journal.add_event(year, number, kind="video_call_appointed", actor=actor, now=now,
+                          detail={"at": at.isoformat(), "message_id": mail.message_id,
+                                  "recipient": target.recipient})
+    return mail.message_id
+
+
+def verify_identity(journal: Journal, config: Config, year: int, number: int, method: str,
+                    evidence: list[Path], now: datetime, actor: str) -> list[Path]:
+    """Record how identity was proven; evidence is copied into the private data folder."""
+    require(journal, year, number)
+    if method not in METHODS:
+        raise MatterError(f"method must be one of {', '.join(METHODS)}")
+    folder = config.paths.data_dir / "matters" / f"{year}-{number}"
+    stored = []
+    for path in evidence:
+        if not path.is_file():
+            raise MatterError(f"evidence file {path} does not exist")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    for path in evidence:
+        safe = re.sub(r"[^\w.-]", "_", path.name)
+        target = folder / f"{now:%Y%m%d-%H%M%S}-{safe}"
+        shutil.copyfile(path, target)
+        os.chmod(target, 0o600)
+        stored.append(target)
+    journal.add_event(year, number, kind="identity_verified", actor=actor, now=now,
+                      state=IDENTITY_VERIFIED,
+                      detail={"method": method, "evidence": [p.name for p in stored]})
+    return stored
+
+
+def identity_gate(journal: Journal, year: int, number: int, force: str | None,
+                  now: datetime, actor: str) -> None:
+    """A high-risk matter gets no result before identity is proven, unless forced (logged)."""
+    events = journal.events(year, number)
+    pending = any(e["state"] == IDENTITY_PENDING for e in events)
+    verified = any(e["kind"] == "identity_verified" for e in events)
+    if pending and not verified:
+        if not force:
+            raise MatterError(
+                f"matter {number}/{year} is high-risk and identity is not yet verified: run "
+                "verify-identity first (or --force REASON)"
+            )
+        journal.add_event(year, number, kind="identity_check_overridden", actor=actor, now=now,
+                          detail={"reason": force})
+
+
+def dispose(journal: Journal, config: Config, year: int, number: int, approved_by: str,
+            now: datetime) -> list[str]:
+    state = require(journal, year, number)
+    if state == DISPOSED:
+        raise MatterError(f"matter {number}/{year} is already disposed")
+    journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
+                      detail={"approved_by": approved_by, "previous_state": state})
+    return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
+                                                    f"เมื่อ {thai_date(now.date())}")], journal)
+
+
+def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
+                     journal: Journal) -> list[str]:
+    """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal."""
+    from saraban_mail.register import service_ref
+
+    refs = []
+    for number, text in notes:
+        found = journal.message_of_receipt(year, number)
+        refs.append((number, service_ref(found[1]) if found else "", text))
+    settings = config.registers
+    try:
+        annotate_rows(incoming_path(config.paths.register_dir, year), INCOMING, "action", refs,
+                      look=Look(settings.date_style, settings.font, settings.font_size),
+                      summary=journal.summary(year), agency=config.agency.name_th,
+                      backups=settings.backups, stale_hours=settings.stale_lock_hours)
+    except RegisterError as exc:
+        return [f"{exc}: write the note in การปฏิบัติ by hand"]
+    return []
+
+
+# -- deadlines and the hold ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    year: int
+    number: int
+    kind: str  # documents_overdue | proposed_for_disposal | to_dispose
+    text: str
+
+
+def housekeeping(journal: Journal, config: Config, templates: Templates,
+                 calendar: BusinessCalendar, now: datetime,
+                 target_of: Callable[[int, int], Any]) -> list[Finding]:
+    """Overdue documents (one reminder) and matters silent past the hold (proposed for
+    disposal, listed in register/to-dispose.xlsx for the head of agency)."""
+    findings = []
+    today = now.astimezone(calendar.tz).date()
+    for matter in journal.matters():
+        year, number, state = matter["year"], matter["receipt_no"], matter["state"]
+        events = journal.events(year, number)
+        if state == AWAITING_DOCUMENTS:
+            asked = next(e for e in reversed(events) if e["kind"] == "documents_requested")
+            deadline = date.fromisoformat(json.loads(asked["detail"])["deadline"])
+            if deadline < today:
+                findings.append(Finding(year, number, "documents_overdue",
+                                        f"documents were due {thai_date(deadline)}"))
+                reminded = any(e["kind"] == "reminder_sent" and e["at"] > asked["at"]
+                               for e in events)
+                if config.followup.reminder and not reminded:
+                    _remind(journal, config, templates, target_of(year, number), deadline, now)
+        if state in WAITING_ON_CITIZEN:
+            last = datetime.fromisoformat(events[-1]["at"]).astimezone(calendar.tz).date()
+            silent = (working_days_between(last, today, calendar)
+                      if config.followup.hold_in_working_days else (today - last).days)
+            if silent >= config.followup.hold_days:
+                journal.add_event(year, number, kind="proposed_for_disposal", actor="service",
+                                  now=now, state=TO_DISPOSE, detail={"silent_days": silent})
+                findings.append(Finding(year, number, "proposed_for_disposal",
+                                        f"no contact for {silent} days: proposed for disposal"))
+        elif state == TO_DISPOSE:
+            findings.append(Finding(year, number, "to_dispose", "awaits the head's approval"))
+    write_disposal_list(journal, config, calendar)
+    return findings
+
+
+def _remind(journal: Journal, config: Config, templates: Templates, target: Any,
+            deadline: date, now: datetime) -> None:
+    context = {"agency": config.agency, "receipt": f"{target.receipt_no}/{target.receipt_year}",
+               "matter": target.subject, "requester_name": target.name,
+               "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
+               "hold_days": config.followup.hold_days}
+    subject, body = templates.render("documents_reminder", context)
+    mail = build("documents_reminder", target.recipient, subject, body,
+                 _envelope(config, target), now, auto=None)
+    with journal.transaction():
+        message = journal.message_of_receipt(target.receipt_year, target.receipt_no)
+        journal.queue_mail(message=message[0] if message else None, kind="documents_reminder",
+                           recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
+                           now=now)
+        journal.add_event(target.receipt_year, target.receipt_no, kind="reminder_sent",
+                          actor="service", now=now,
+                          detail={"message_id": mail.message_id, "recipient": target.recipient})
+
+
+def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCalendar) -> Path:
+    """register/to-dispose.xlsx: the matters proposed for disposal (จำหน่ายเรื่อง)."""
+    path = config.paths.register_dir / "to-dispose.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "เสนอจำหน่ายเรื่อง"
+    sheet.append([f"เรื่องที่เสนอหัวหน้าหน่วยงานพิจารณาจำหน่าย {config.agency.name_th}"])
+    sheet.append(["เลขทะเบียนรับ", "เรื่อง", "ผู้ขอ", "ติดต่อครั้งสุดท้าย", "เสนอเมื่อ",
+                  "ความเห็น/อนุมัติ"])
+    for matter in journal.matters():
+        if matter["state"] != TO_DISPOSE:
+            continue
+        events = journal.events(matter["year"], matter["receipt_no"])
+        first = json.loads(events[0]["detail"])
+        proposed = next(e for e in reversed(events) if e["kind"] == "proposed_for_disposal")
+        contact = [e for e in events if e["kind"] != "proposed_for_disposal"][-1]
+        sheet.append([
+            f"{matter['receipt_no']}/{matter['year']}", first.get("subject", ""),
+            first.get("requester", ""),
+            thai_date(datetime.fromisoformat(contact["at"]).astimezone(calendar.tz).date()),
+            thai_date(datetime.fromisoformat(proposed["at"]).astimezone(calendar.tz).date()), "",
+        ])
+    for column, width in zip("ABCDEF", (14, 40, 30, 16, 16, 30), strict=True):
+        sheet.column_dimensions[column].width = width
+    save_atomically(book, path, backups=0)
+    return path
+
+
+# -- the story ------------------------------------------------------------------------------
+
+
+def history(journal: Journal, year: int, number: int, calendar: BusinessCalendar) -> list[str]:
+    events = journal.events(year, number)
+    if not events:
+        raise MatterError(f"no matter {number}/{year} in the journal")
+    lines = []
+    for event in events:
+        at = datetime.fromisoformat(event["at"]).astimezone(calendar.tz)
+        detail = {k: v for k, v in json.loads(event["detail"]).items()
+                  if v and k not in ("message_id",)}
+        state = f" → {event['state']}" if event["state"] else ""
+        extra = "; ".join(f"{k}: {v}" for k, v in detail.items())
+        lines.append(f"{at:%Y-%m-%d %H:%M}  {event['kind']}{state}  ({event['actor']})"
+                     + (f"  {extra}" if extra else ""))
+    now_state = journal.state_of(year, number)
+    if now_state in WAITING_FOR:
+        lines.append(f"now waiting for: {WAITING_FOR[now_state]}")
+    return lines
