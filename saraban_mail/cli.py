@@ -442,6 +442,35 @@ def cmd_show(args: argparse.Namespace) -> int:
     return office.finish([])
 
 
+def cmd_faq(args: argparse.Namespace) -> int:
+    """The inquiry log as a CSV to build an FAQ from: what was asked, and where the answer is."""
+    import csv
+
+    from saraban_mail.register import INQUIRIES, workbook_path
+
+    config = load_config(args.config)
+    year = args.year or buddhist_year(now())
+    path = workbook_path(config.paths.register_dir, INQUIRIES, year)
+    if not path.exists():
+        raise SarabanError(f"no inquiry log for {year}: {path} does not exist")
+    rows = read_rows(path, INQUIRIES)[1]
+    out = Path(args.out or f"faq-{year}.csv")
+    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["เรื่อง", "แหล่งข้อมูล", "หมายเหตุ", "เลขทะเบียนรับ", "วันที่รับเรื่อง",
+                         "วันที่ตอบกลับ"])
+        for row in sorted(rows, key=lambda r: str(r.values.get("subject") or "")):
+            v = row.values
+            writer.writerow([v.get("subject") or "", v.get("source") or "", v.get("remarks") or "",
+                             row.number or "", _day(v.get("received")), _day(v.get("replied"))])
+    print(out)
+    return EXIT_OK
+
+
+def _day(value: Any) -> str:
+    return value.date().isoformat() if isinstance(value, datetime) else ""
+
+
 def _show_result(prepared) -> None:
     message = email.message_from_bytes(prepared.result.raw, policy=email.policy.default)
     for name in ("From", "To", "Subject", "In-Reply-To", "Message-ID"):
@@ -521,6 +550,12 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("deadlines", help="overdue documents and matters to propose for disposal")
     q.add_argument("--config")
     q.set_defaults(func=cmd_deadlines)
+
+    q = sub.add_parser("faq", help="the inquiry log as a CSV for an FAQ")
+    q.add_argument("--config")
+    q.add_argument("--year", type=int, help="Buddhist-era year (default: this year)")
+    q.add_argument("--out", help="output file (default: faq-YEAR.csv)")
+    q.set_defaults(func=cmd_faq)
 
     p = sub.add_parser("register", help="check or export the register workbooks")
     reg = p.add_subparsers(dest="register_command", required=True)

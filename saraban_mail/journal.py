@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS copies (
 CREATE TABLE IF NOT EXISTS register_rows (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
     year INTEGER NOT NULL, receipt_no INTEGER NOT NULL, row TEXT NOT NULL,
-    written_at TEXT, ack_written_at TEXT
+    written_at TEXT, ack_written_at TEXT,
+    inquiry_written_at TEXT, inquiry_replied_at TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -350,6 +351,22 @@ class Journal:
                             (_iso(now), action))
         else:
             self.db.execute("UPDATE actions SET last_error = ? WHERE id = ?", (error[:500], action))
+
+    def pending_inquiries(self) -> list[sqlite3.Row]:
+        """Requests for information to add to the inquiry log, or whose answer went since."""
+        return self.db.execute(
+            "SELECT r.message, r.year, r.receipt_no, m.identity, m.record, r.inquiry_written_at,"
+            " (SELECT MIN(at) FROM events e WHERE e.year = r.year AND e.receipt_no = r.receipt_no"
+            "  AND e.kind = 'result_sent') AS replied"
+            " FROM register_rows r JOIN messages m ON m.id = r.message"
+            " WHERE json_extract(m.record, '$.inquiry') = 1 AND (r.inquiry_written_at IS NULL"
+            "  OR r.inquiry_replied_at IS NULL) ORDER BY r.year, r.receipt_no"
+        ).fetchall()
+
+    def mark_inquiries(self, messages: list[int], column: str, now: datetime) -> None:
+        assert column in ("inquiry_written_at", "inquiry_replied_at")
+        self.db.executemany(f"UPDATE register_rows SET {column} = ? WHERE message = ?",
+                            [(_iso(now), m) for m in messages])
 
     def register_entries(self, year: int) -> list[sqlite3.Row]:
         """Every receipt number the journal gave out in `year`, with its register row state."""

@@ -233,6 +233,51 @@ def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
     return []
 
 
+# -- instructions a clerk writes in the register ----------------------------------------
+
+INSTRUCTION = re.compile(r"^\s*ขอเอกสาร\s*:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def instructions_from_register(journal: Journal, config: Config, templates: Templates,
+                               calendar: BusinessCalendar, now: datetime,
+                               target_of: Callable[[int, int], Any]) -> list[str]:
+    """A line "ขอเอกสาร: <what is missing>" that a clerk types in a row's การปฏิบัติ asks
+    the requester for those documents at the next poll (once per distinct text)."""
+    from saraban_mail.register import read_rows
+
+    problems = []
+    for year in journal.register_years():
+        path = incoming_path(config.paths.register_dir, year)
+        if not path.exists():
+            continue
+        try:
+            rows = read_rows(path, INCOMING)[1]
+        except RegisterError as exc:
+            problems.append(str(exc))
+            continue
+        for row in rows:
+            found = INSTRUCTION.findall(str(row.values.get("action") or ""))
+            if not found or row.number is None:
+                continue
+            asked = {json.loads(e["detail"]).get("items") for e in journal.events(year, row.number)
+                     if e["kind"] == "documents_requested"}
+            for items in found:
+                if items in asked:
+                    continue
+                try:
+                    target = target_of(year, row.number)
+                    deadline, _ = request_documents(journal, config, templates, calendar, target,
+                                                    items, config.followup.documents_days, now,
+                                                    "clerk (register)")
+                except SarabanError as exc:
+                    problems.append(f"ขอเอกสาร in row {row.number}/{year}: {exc}")
+                    continue
+                problems += note_in_register(
+                    config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
+                    journal)
+    return problems
+
+
 # -- deadlines and the hold ----------------------------------------------------------------
 
 

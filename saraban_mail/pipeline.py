@@ -31,16 +31,18 @@ from saraban_mail.mailbox import Fetched, Mailbox
 from saraban_mail.parse import Incoming, identity_of, parse
 from saraban_mail.register import (
     INCOMING,
+    INQUIRIES,
     Look,
     append_rows,
     highest_number,
     incoming_path,
     service_ref,
+    workbook_path,
 )
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
 from saraban_mail.send import Outgoing, Transport
-from saraban_mail.thaitext import english_datetime, thai_datetime
+from saraban_mail.thaitext import english_datetime, fold, thai_datetime
 
 log = logging.getLogger("saraban_mail")
 
@@ -74,6 +76,7 @@ def poll(ctx: Context) -> PollReport:
     _number(ctx, report)
     if not ctx.dry_run:
         _write_register(ctx, report)
+        _clerk_instructions(ctx, report)
         _housekeeping(ctx, report)
         _send(ctx, report)
         _results(ctx, report)
@@ -145,6 +148,8 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
     if decision.category.registered:
         related = matters.related_receipt(mail, decision.requester, journal)
         record["related_receipt"] = f"{related[1]}/{related[0]}" if related else None
+        text = fold(f"{mail.subject}\n{mail.text}")
+        record["inquiry"] = any(fold(k) in text for k in ctx.config.followup.inquiry_keywords)
     if not ctx.dry_run:
         # Files first: a crash before the journal commit only means writing them again.
         _keep_files(ctx, mail, decision, fetched.raw)
@@ -562,6 +567,57 @@ def send_queued(journal: Journal, config: Config, transport: Transport, mailbox:
 # -- 4b. results clerks dropped in outbox/, and results still queued ---------------------
 
 
+def write_inquiries(journal: Journal, config: Config, calendar: BusinessCalendar,
+                    clock: Callable[[], datetime]) -> list[str]:
+    """The inquiry log (seed 004 §1.7): new requests for information, and the date each
+    was answered once its result went out. The clerk fills แหล่งข้อมูล and หมายเหตุ."""
+    pending = journal.pending_inquiries()
+    by_year: dict[int, list] = defaultdict(list)
+    for row in pending:
+        by_year[row["year"]].append(row)
+    problems = []
+    for year, rows in by_year.items():
+        new, fill, replied = [], {}, []
+        for row in rows:
+            record = json.loads(row["record"])
+            ref = service_ref(row["identity"])
+            if row["inquiry_written_at"] is None:
+                name = record["requester_name"]
+                new.append({"receipt_no": row["receipt_no"], "ref": ref,
+                            "received": record["official_received_at"],
+                            "requester": f"{name} <{record['requester']}>" if name
+                            else record["requester"], "subject": record["subject"]})
+            if row["replied"]:
+                when = datetime.fromisoformat(row["replied"]).astimezone(calendar.tz)
+                fill[ref] = {"replied": when.replace(microsecond=0).isoformat()}
+                replied.append(row["message"])
+        if not new and not fill:
+            continue
+        settings = config.registers
+        try:
+            append_rows(
+                workbook_path(config.paths.register_dir, INQUIRIES, year), INQUIRIES,
+                f"บันทึกการขอรับบริการ {config.agency.name_th} ปี พ.ศ. {year}", new, fill=fill,
+                look=Look(settings.date_style, settings.font, settings.font_size),
+                backups=settings.backups, stale_hours=settings.stale_lock_hours,
+            )
+        except RegisterError as exc:
+            problems.append(f"{exc}: the inquiry log waits")
+            continue
+        with journal.transaction():
+            journal.mark_inquiries([r["message"] for r in rows if r["inquiry_written_at"] is None],
+                                   "inquiry_written_at", clock())
+            journal.mark_inquiries(replied, "inquiry_replied_at", clock())
+    return problems
+
+
+def _clerk_instructions(ctx: Context, report: PollReport) -> None:
+    report.problems += matters.instructions_from_register(
+        ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
+        lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
+    )
+
+
 def _housekeeping(ctx: Context, report: PollReport) -> None:
     """Once a day: overdue documents (a reminder) and the 30-day hold."""
     today = ctx.clock().astimezone(ctx.calendar.tz).date().isoformat()
@@ -580,6 +636,7 @@ def _results(ctx: Context, report: PollReport) -> None:
     report.problems += results.deliver(ctx.journal, ctx.config, ctx.transport, ctx.mailbox,
                                        ctx.calendar, ctx.clock)
     results.settle_outbox(ctx.journal, ctx.config)
+    report.problems += write_inquiries(ctx.journal, ctx.config, ctx.calendar, ctx.clock)
 
 
 # -- 5. mark and move -------------------------------------------------------------------

@@ -89,7 +89,19 @@ OUTGOING = RegisterKind("outgoing", "ทะเบียนหนังสือ�
     REF,
 ))
 
-KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING)}
+# The inquiry service log of seed 004 §1.7 (table 2), one row per request for information.
+INQUIRIES = RegisterKind("inquiries", "บันทึกการขอรับบริการ", "ตารางที่ ๒", (
+    Column("receipt_no", "เลขทะเบียนรับ", 9, "number"),
+    Column("received", "วันที่รับเรื่อง", 17, "datetime"),
+    Column("replied", "วันที่ตอบกลับ", 17, "datetime"),
+    Column("requester", "ผู้ขอรับบริการ", 28),
+    Column("subject", "เรื่อง", 42),
+    Column("source", "แหล่งข้อมูล", 30),
+    Column("remarks", "หมายเหตุ", 30),
+    REF,
+))
+
+KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES)}
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
 SUMMARY_SHEET = "สรุป"
 PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times

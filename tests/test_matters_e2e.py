@@ -215,3 +215,53 @@ def test_status_lists_acknowledgements_due_and_late(office, dovecot, imap_accoun
     run_poll(office)  # the ack goes the next morning, after its 16:30 deadline
     status = cli(office, "status")
     assert "acknowledgements still due: 0, sent late: 1" in status.stdout
+
+
+def test_a_clerk_asks_for_documents_from_the_register(permit_registered, smtp, monkeypatch):
+    office = permit_registered
+    path = office.parent / "register" / "incoming-2569.xlsx"
+    book = openpyxl.load_workbook(path)
+    book.worksheets[0]["G3"] = "ขอเอกสาร: สำเนาบัตรประชาชนของผู้ขอ"
+    book.save(path)
+    set_clock(monkeypatch, at(17))
+    assert run_poll(office).returncode == 0
+    (request,) = sent(smtp)
+    assert "สำเนาบัตรประชาชนของผู้ขอ" in request.get_body().get_content()
+    assert run_poll(office).returncode == 0
+    assert len(smtp.messages) == 1  # asked once
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    assert sheet["G3"].value.splitlines() == ["ขอเอกสาร: สำเนาบัตรประชาชนของผู้ขอ",
+                                              "ขอเอกสารเพิ่มเติม ครบกำหนด 28 เม.ย. 2569"]
+    assert "(clerk (register))" in cli(office, "show", "1/2569").stdout
+
+
+def test_requests_for_information_are_logged_and_their_answer_dated(office, dovecot,
+                                                                    imap_account, smtp,
+                                                                    monkeypatch, tmp_path):
+    songkran = next(s for s in samples() if s.key == "songkran")  # "ขอสอบถาม..."
+    set_clock(monkeypatch, at(16, 11))
+    deliver(dovecot, imap_account, "INBOX", songkran.raw, songkran.received_at)
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)  # not an inquiry
+    run_poll(office)
+    log_path = office.parent / "register" / "inquiries-2569.xlsx"
+    sheet = openpyxl.load_workbook(log_path).worksheets[0]
+    assert [c.value for c in sheet[2]][:7] == ["เลขทะเบียนรับ", "วันที่รับเรื่อง", "วันที่ตอบกลับ",
+                                               "ผู้ขอรับบริการ", "เรื่อง", "แหล่งข้อมูล", "หมายเหตุ"]
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    assert len(rows) == 1 and rows[0][4] == "ขอรับเบี้ยยังชีพผู้สูงอายุ" and rows[0][2] is None
+
+    book = openpyxl.load_workbook(log_path)
+    book.worksheets[0]["F3"] = "ประกาศกองสวัสดิการสังคม"  # the clerk notes the source
+    book.save(log_path)
+    set_clock(monkeypatch, at(17, 10))
+    number = rows[0][0]
+    assert cli(office, "send-result", f"{number}/2569", str(a_pdf(tmp_path / "คำตอบ.pdf")),
+               "--password", "none").returncode == 0
+    run_poll(office)
+    sheet = openpyxl.load_workbook(log_path).worksheets[0]
+    assert sheet["C3"].value == datetime(2026, 4, 17, 10, 0)
+    assert sheet["F3"].value == "ประกาศกองสวัสดิการสังคม"
+    faq = cli(office, "faq", "--year", "2569", "--out", str(tmp_path / "faq.csv"))
+    assert faq.returncode == 0, faq.stderr
+    text = (tmp_path / "faq.csv").read_text(encoding="utf-8-sig")
+    assert "ขอรับเบี้ยยังชีพผู้สูงอายุ,ประกาศกองสวัสดิการสังคม" in text
