@@ -6,6 +6,7 @@ non-zero exit code; only programming errors show a traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email
 import email.policy
 import json
@@ -23,7 +24,7 @@ from saraban_mail.audit import Audit, Entry, audit
 from saraban_mail.calendar import BANGKOK, BusinessCalendar, buddhist_year
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
-from saraban_mail.journal import Journal
+from saraban_mail.journal import Journal, single_instance
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
 from saraban_mail.parse import header_text
 from saraban_mail.pipeline import (
@@ -99,12 +100,14 @@ def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Conte
 
 
 def run_poll(config: Config, *, dry_run: bool = False, clock=None) -> PollReport:
-    ctx = build_context(config, dry_run=dry_run, clock=clock)
-    try:
-        return poll(ctx)
-    finally:
-        ctx.mailbox.close()
-        ctx.journal.close()
+    """One poll; never two at once on one data folder (a dry run changes nothing: no lock)."""
+    with contextlib.nullcontext() if dry_run else single_instance(config.paths.data_dir):
+        ctx = build_context(config, dry_run=dry_run, clock=clock)
+        try:
+            return poll(ctx)
+        finally:
+            ctx.mailbox.close()
+            ctx.journal.close()
 
 
 def _print_report(report: PollReport, as_json: bool) -> int:

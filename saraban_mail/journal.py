@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,42 @@ class Known:
     folder: str
     uidvalidity: int
     uid: str
+
+
+@contextmanager
+def single_instance(data_dir: Path) -> Iterator[None]:
+    """Hold data_dir/poll.lock: two polls at once could fetch and number the same mail.
+    An OS lock, so a crashed poll never leaves it behind."""
+    from saraban_mail.errors import SarabanError
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    handle = open(data_dir / "poll.lock", "a+")  # noqa: SIM115 - held for the whole poll
+    try:
+        try:
+            _lock(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SarabanError(f"another poll is running ({holder}); try again later") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _lock(handle: Any) -> None:
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _iso(moment: datetime) -> str:

@@ -230,3 +230,15 @@ def test_junk_and_trash_are_found_by_flag_then_by_usual_names():
 
     with pytest.raises(MailboxError, match="'Nope' named in the config does not exist"):
         _pick(names, "Nope", b"\\Junk", flags, JUNK_NAMES)
+
+
+def test_two_polls_never_run_at_once(tmp_path):
+    from saraban_mail.journal import single_instance
+
+    config = office_with(tmp_path, [by_key("building_permit")])
+    with single_instance(tmp_path / "data"):
+        blocked = poll(config)
+        assert blocked.returncode == 2
+        assert "another poll is running (pid " in blocked.stderr
+        assert blocked.stdout == ""
+    assert json.loads(poll(config).stdout)["receipt_no"] == 1  # the lock went with its holder
