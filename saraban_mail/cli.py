@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -310,17 +310,8 @@ def cmd_send_result(args: argparse.Namespace) -> int:
         if args.dry_run:
             _show_result(prepared)
             return EXIT_OK
-        mailbox: Mailbox | None = None
-        try:
-            mailbox = open_mailbox(config)
-        except SarabanError as exc:
-            print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll", file=sys.stderr)
-        try:
-            problems = results.deliver(journal, config, transport_for(config.smtp), mailbox,
-                                       calendar, clock)
-        finally:
-            if mailbox is not None:
-                mailbox.close()
+        problems = _send_now(config, lambda mailbox: results.deliver(
+            journal, config, transport_for(config.smtp), mailbox, calendar, clock))
     finally:
         journal.close()
     for problem in problems:
@@ -329,6 +320,24 @@ def cmd_send_result(args: argparse.Namespace) -> int:
     print(f"{label} to {prepared.result.recipient}"
           + (" (password sent separately)" if prepared.password_mail else ""))
     return EXIT_PENDING if problems else EXIT_OK
+
+
+def _send_now(config: Config, step: Callable[[Mailbox | None], list[str]]) -> list[str]:
+    """Send what a clerk's command queued, unless a poll is running: then that poll (or
+    the next) sends it, so nothing goes twice."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(single_instance(config.paths.data_dir))
+        except SarabanError:
+            return ["a poll is running: it sends the queued mail"]
+        mailbox: Mailbox | None = None
+        try:
+            mailbox = open_mailbox(config)
+            stack.callback(mailbox.close)
+        except SarabanError as exc:
+            print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll",
+                  file=sys.stderr)
+        return step(mailbox)
 
 
 class _Office:
@@ -353,18 +362,8 @@ class _Office:
         return results.find_target(self.journal, self.config, year, number)
 
     def send(self) -> list[str]:
-        mailbox: Mailbox | None = None
-        try:
-            mailbox = open_mailbox(self.config)
-        except SarabanError as exc:
-            print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll",
-                  file=sys.stderr)
-        try:
-            return send_queued(self.journal, self.config, transport_for(self.config.smtp),
-                               mailbox, self.now)
-        finally:
-            if mailbox is not None:
-                mailbox.close()
+        return _send_now(self.config, lambda mailbox: send_queued(
+            self.journal, self.config, transport_for(self.config.smtp), mailbox, self.now))
 
     def finish(self, problems: list[str]) -> int:
         self.journal.close()

@@ -181,7 +181,7 @@ def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_pat
     result = poll(config)
     assert result.returncode == 2
     assert "acknowledgement.txt.j2" in result.stderr and result.stderr.count("\n") == 1
-    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "data" / "journal.sqlite3").exists()
 
 
 def test_a_message_the_pipeline_fails_on_is_flagged_and_the_poll_goes_on(tmp_path, monkeypatch):
