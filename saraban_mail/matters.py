@@ -119,46 +119,46 @@ def request_documents(journal: Journal, config: Config, templates: Templates,
         "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
         "hold_days": config.followup.hold_days,
     }
-    subject, body = templates.render("request_documents", context)
-    mail = build("request_documents", target.recipient, subject, body,
-                 _envelope(config, target), now, auto=None)
+    message_id = _mail_requester(
+        journal, config, templates, target, "request_documents", context, now,
+        event="documents_requested", actor=actor, state=AWAITING_DOCUMENTS,
+        detail={"items": items, "deadline": deadline.isoformat()},
+    )
+    return deadline, message_id
+
+
+def _mail_requester(journal: Journal, config: Config, templates: Templates, target: Any,
+                    template: str, context: dict[str, Any], now: datetime, *, event: str,
+                    actor: str, state: str | None = None,
+                    detail: dict[str, Any] | None = None) -> str:
+    """Render, thread to the request, queue the mail and log the event, in one transaction."""
+    agency = config.agency
+    subject, body = templates.render(template, context)
+    envelope = Envelope(agency.name_th, agency.email, agency.domain, target.thread_id,
+                        target.references)
+    mail = build(template, target.recipient, subject, body, envelope, now, auto=None)
+    year, number = target.receipt_year, target.receipt_no
     with journal.transaction():
         message = journal.message_of_receipt(year, number)
-        journal.queue_mail(message=message[0] if message else None, kind="request_documents",
+        journal.queue_mail(message=message[0] if message else None, kind=template,
                            recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
                            now=now)
-        journal.add_event(year, number, kind="documents_requested", actor=actor, now=now,
-                          state=AWAITING_DOCUMENTS,
-                          detail={"items": items, "deadline": deadline.isoformat(),
-                                  "message_id": mail.message_id, "recipient": target.recipient})
-    return deadline, mail.message_id
-
-
-def _envelope(config: Config, target: Any) -> Envelope:
-    agency = config.agency
-    return Envelope(agency.name_th, agency.email, agency.domain, target.thread_id,
-                    target.references)
+        journal.add_event(year, number, kind=event, actor=actor, now=now, state=state,
+                          detail=(detail or {}) | {"message_id": mail.message_id,
+                                                   "recipient": target.recipient})
+    return mail.message_id
 
 
 def video_call(journal: Journal, config: Config, templates: Templates, target: Any,
                at: datetime, link: str, now: datetime, actor: str) -> str:
     """Queue the appointment mail for identity proofing by video call [seed 000 step 3]."""
-    year, number = target.receipt_year, target.receipt_no
-    context = {"agency": config.agency, "receipt": f"{number}/{year}",
+    context = {"agency": config.agency,
+               "receipt": f"{target.receipt_no}/{target.receipt_year}",
                "matter": target.subject, "requester_name": target.name,
                "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link}
-    subject, body = templates.render("video_call", context)
-    mail = build("video_call", target.recipient, subject, body, _envelope(config, target), now,
-                 auto=None)
-    with journal.transaction():
-        message = journal.message_of_receipt(year, number)
-        journal.queue_mail(message=message[0] if message else None, kind="video_call",
-                           recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
-                           now=now)
-        journal.add_event(year, number, kind="video_call_appointed", actor=actor, now=now,
-                          detail={"at": at.isoformat(), "message_id": mail.message_id,
-                                  "recipient": target.recipient})
-    return mail.message_id
+    return _mail_requester(journal, config, templates, target, "video_call", context, now,
+                           event="video_call_appointed", actor=actor,
+                           detail={"at": at.isoformat()})
 
 
 def verify_identity(journal: Journal, config: Config, year: int, number: int, method: str,
@@ -330,17 +330,8 @@ def _remind(journal: Journal, config: Config, templates: Templates, target: Any,
                "matter": target.subject, "requester_name": target.name,
                "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
                "hold_days": config.followup.hold_days}
-    subject, body = templates.render("documents_reminder", context)
-    mail = build("documents_reminder", target.recipient, subject, body,
-                 _envelope(config, target), now, auto=None)
-    with journal.transaction():
-        message = journal.message_of_receipt(target.receipt_year, target.receipt_no)
-        journal.queue_mail(message=message[0] if message else None, kind="documents_reminder",
-                           recipient=target.recipient, message_id=mail.message_id, raw=mail.raw,
-                           now=now)
-        journal.add_event(target.receipt_year, target.receipt_no, kind="reminder_sent",
-                          actor="service", now=now,
-                          detail={"message_id": mail.message_id, "recipient": target.recipient})
+    _mail_requester(journal, config, templates, target, "documents_reminder", context, now,
+                    event="reminder_sent", actor="service")
 
 
 def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCalendar) -> Path:
