@@ -225,7 +225,7 @@ def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
     settings = config.registers
     try:
         annotate_rows(incoming_path(config.paths.register_dir, year), INCOMING, "action", refs,
-                      look=Look(settings.date_style, settings.font, settings.font_size),
+                      look=Look.of(settings),
                       summary=journal.summary(year), agency=config.agency.name_th,
                       backups=settings.backups, stale_hours=settings.stale_lock_hours)
     except RegisterError as exc:

@@ -497,7 +497,7 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
             result = append_rows(
                 path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}",
                 [_json_row(r["row"]) for r in rows], fill=fill,
-                look=Look(settings.date_style, settings.font, settings.font_size),
+                look=Look.of(settings),
                 summary=journal.summary(year, pending_rows=len(rows),
                                         as_of=thai_datetime(clock().astimezone(calendar.tz))),
                 agency=config.agency.name_th, backups=settings.backups,
@@ -598,7 +598,7 @@ def write_inquiries(journal: Journal, config: Config, calendar: BusinessCalendar
             append_rows(
                 workbook_path(config.paths.register_dir, INQUIRIES, year), INQUIRIES,
                 f"บันทึกการขอรับบริการ {config.agency.name_th} ปี พ.ศ. {year}", new, fill=fill,
-                look=Look(settings.date_style, settings.font, settings.font_size),
+                look=Look.of(settings),
                 backups=settings.backups, stale_hours=settings.stale_lock_hours,
             )
         except RegisterError as exc:

@@ -118,6 +118,11 @@ class Look:
     font: str = "TH Sarabun New"
     size: int = 14
 
+    @classmethod
+    def of(cls, settings: Any) -> Look:
+        """From the [registers] section of the configuration."""
+        return cls(settings.date_style, settings.font, settings.font_size)
+
 
 def date_format(style: str, with_time: bool) -> str:
     """Excel number format: Buddhist-era year, Thai (D07) or Arabic (107) digits."""

@@ -358,7 +358,7 @@ def _send_one(journal: Journal, config: Config, transport: Transport, result: An
 
 def _look(config: Config) -> Look:
     settings = config.registers
-    return Look(settings.date_style, settings.font, settings.font_size)
+    return Look.of(settings)
 
 
 def _write_outgoing_rows(journal: Journal, config: Config, calendar: BusinessCalendar,
@@ -378,7 +378,7 @@ def _write_outgoing_rows(journal: Journal, config: Config, calendar: BusinessCal
             rows.append(row | {"sent_at": sent.isoformat(), "doc_date": sent.date().isoformat()})
         try:
             append_rows(path, OUTGOING, f"ทะเบียนหนังสือส่ง {config.agency.name_th} ปี พ.ศ. {year}",
-                        rows, look=_look(config), backups=config.registers.backups,
+                        rows, look=Look.of(config.registers), backups=config.registers.backups,
                         stale_hours=config.registers.stale_lock_hours)
         except RegisterError as exc:
             problems.append(f"{exc}: {len(rows)} outgoing row(s) wait in the journal")
@@ -407,7 +407,7 @@ def _annotate_incoming(journal: Journal, config: Config, calendar: BusinessCalen
         try:
             done = annotate_rows(
                 incoming_path(config.paths.register_dir, year), INCOMING, "action", notes,
-                look=_look(config), summary=journal.summary(year, as_of=thai_datetime(now)),
+                look=Look.of(config.registers), summary=journal.summary(year, as_of=thai_datetime(now)),
                 agency=config.agency.name_th, backups=config.registers.backups,
                 stale_hours=config.registers.stale_lock_hours,
             )
