@@ -49,6 +49,7 @@ from saraban_mail.send import transport_for
 from saraban_mail.thaitext import thai_date
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 2, 3
+log = logging.getLogger("saraban_mail")
 
 
 def now() -> datetime:
@@ -99,10 +100,13 @@ def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Conte
     )
 
 
-def run_poll(config: Config, *, dry_run: bool = False, clock=None) -> PollReport:
+def run_poll(config: Config, *, dry_run: bool = False, clock=None,
+             stop: Callable[[], bool] | None = None) -> PollReport:
     """One poll; never two at once on one data folder (a dry run changes nothing: no lock)."""
     with contextlib.nullcontext() if dry_run else single_instance(config.paths.data_dir):
         ctx = build_context(config, dry_run=dry_run, clock=clock)
+        if stop is not None:
+            ctx.stop = stop
         try:
             return poll(ctx)
         finally:
@@ -148,23 +152,80 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def last_poll(config: Config) -> dict[str, Any] | None:
+    path = config.paths.data_dir / "journal.sqlite3"
+    if not path.exists():
+        return None
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        value = journal.get_meta("last_poll")
+    finally:
+        journal.close()
+    return json.loads(value) if value else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from saraban_mail import schedule
+
+    def load():
+        config = load_config(args.config)
+        rules = load_rules(config.paths.rules_dir)
+        cal = calendar_for(config, rules)
+        check_templates(Templates(config.paths.templates_dir), config, rules, cal, now())
+        return (config, cal, schedule.poll_times(config.schedule.times, cal),
+                config.schedule.interval_minutes)
+
+    def poll_once(config) -> None:
+        report = run_poll(config, stop=daemon.stopping.is_set)
+        for problem in report.problems:
+            log.warning("%s", problem)
+        log.warning("poll done: %d message(s) handled, %d problem(s)", len(report.records),
+                    len(report.problems))
+
+    def previous(config) -> datetime | None:
+        found = last_poll(config)
+        return datetime.fromisoformat(found["at"]) if found else None
+
+    daemon = schedule.Daemon(load, poll_once, previous, now)
+    return daemon.run()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from saraban_mail import schedule
+
     config = load_config(args.config)
     rules = load_rules(config.paths.rules_dir)
-    Templates(config.paths.templates_dir)
+    calendar = calendar_for(config, rules)
+    templates = Templates(config.paths.templates_dir)
+    check_templates(templates, config, rules, calendar, now())
     print(f"config ok: {config.source}")
     print(f"rules ok: {len(rules.agencies)} agencies, {len(rules.channels)} channels, "
-          f"{len(rules.spam)} spam rules, {len(rules.high_risk)} high-risk types")
+          f"{len(rules.spam)} spam rules, {len(rules.high_risk)} high-risk types; templates ok")
+    warnings: list[str] = []
     box = open_mailbox(config)
     try:
         f = box.folders
         print(f"mailbox ok: inbox={f.inbox} junk={f.junk} trash={f.trash} sent={f.sent}")
         if not f.junk:
-            print("warning: no junk folder found; set imap.junk", file=sys.stderr)
-            return EXIT_PENDING
+            warnings.append("no junk folder found; set imap.junk")
+        if not f.trash:
+            warnings.append("no trash folder found: spam is only marked read; set imap.trash")
     finally:
         box.close()
-    return EXIT_OK
+    times = schedule.poll_times(config.schedule.times, calendar)
+    upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
+    print(f"next polls: {upcoming}")
+    warnings += schedule.deadline_warnings(calendar, times)
+    register_dir = config.paths.register_dir
+    probe = register_dir if register_dir.exists() else register_dir.parent
+    if not os.access(probe, os.W_OK):
+        warnings.append(f"the register folder {register_dir} is not writable")
+    data = config.paths.data_dir
+    if data.exists() and data.stat().st_mode & 0o077:
+        warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_PENDING if warnings else EXIT_OK
 
 
 def _audits(config: Config, journal: Journal, years: list[int]) -> list[Audit]:
@@ -211,6 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
         status: dict[str, Any] = {
+            "last_poll": json.loads(journal.get_meta("last_poll") or "null"),
             "messages": journal.counts(),
             "pending_register_rows": len(journal.pending_register_rows()),
             "pending_mail": len(journal.pending_mail()),
@@ -504,6 +566,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default="saraban-demo")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the service: poll on schedule until stopped")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
     p.add_argument("--config")

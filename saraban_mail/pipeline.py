@@ -60,6 +60,8 @@ class Context:
     templates: Templates
     clock: Callable[[], datetime]
     dry_run: bool = False
+    # Asked to stop (SIGTERM): finish the message in hand, then the stages after intake.
+    stop: Callable[[], bool] = lambda: False
 
 
 @dataclass
@@ -82,6 +84,11 @@ def poll(ctx: Context) -> PollReport:
         _results(ctx, report)
         _apply_actions(ctx, report)
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
+    if not ctx.dry_run:
+        ctx.journal.set_meta("last_poll", json.dumps({
+            "at": ctx.clock().isoformat(), "handled": len(report.records),
+            "problems": report.problems[:20],
+        }, ensure_ascii=False))
     return report
 
 
@@ -100,6 +107,8 @@ def _intake(ctx: Context, poll_id: str, report: PollReport) -> None:
                 log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
             known = lambda uid, f=folder, v=validity: ctx.journal.known_copy(f, v, uid)  # noqa: E731
             for fetched in box.fetch_new(folder, after, start, known):
+                if ctx.stop():
+                    break
                 try:
                     _intake_one(ctx, fetched, poll_id)
                 except Exception as exc:  # one bad message never stops a poll

@@ -1,0 +1,142 @@
+"""The daemon's timetable: polls on working days at the configured times, catch-up after
+the PC was off, and the check that the timetable can meet the acknowledgement deadlines.
+
+The timetable is pure functions of the calendar and a clock; `run` is the thin shell
+around APScheduler, signals and the poll."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+
+from saraban_mail.calendar import BusinessCalendar
+
+log = logging.getLogger("saraban_mail")
+
+
+def poll_times(times: list[time], cal: BusinessCalendar) -> list[time]:
+    """schedule.times, or by default opening and closing time (SPEC §3)."""
+    return sorted(times) if times else [cal.opening, cal.closing]
+
+
+def slots(cal: BusinessCalendar, times: list[time], start: datetime, end: datetime) -> list[datetime]:
+    """Scheduled polls in [start, end], on working days only."""
+    found = []
+    day = start.astimezone(cal.tz).date()
+    while day <= end.astimezone(cal.tz).date():
+        if cal.is_working_day(day):
+            found += [cal.at(day, t) for t in times if start <= cal.at(day, t) <= end]
+        day += timedelta(days=1)
+    return found
+
+
+def next_polls(cal: BusinessCalendar, times: list[time], now: datetime, count: int = 3) -> list[datetime]:
+    horizon = now + timedelta(days=30)
+    return [s for s in slots(cal, times, now + timedelta(seconds=1), horizon)][:count]
+
+
+def missed(cal: BusinessCalendar, times: list[time], last_poll: datetime | None,
+           now: datetime) -> datetime | None:
+    """The scheduled poll that did not run (the PC was off), if any: catch up at once."""
+    since = last_poll or now - timedelta(days=7)
+    passed = slots(cal, times, since + timedelta(seconds=1), now)
+    return passed[-1] if passed else None
+
+
+def deadline_warnings(cal: BusinessCalendar, times: list[time]) -> list[str]:
+    """Can two polls a day meet SPEC §3? Out-of-hours mail is due by ack_by (10:00) of the
+    next working day; mail within hours by closing time the same day."""
+    warnings = []
+    if not any(cal.opening <= t <= cal.ack_by for t in times):
+        warnings.append(f"no poll between opening ({cal.opening:%H:%M}) and {cal.ack_by:%H:%M}: "
+                        "mail from overnight will be acknowledged late")
+    if not any(t >= cal.closing for t in times) and not any(
+        t >= (datetime.combine(datetime.min, cal.closing) - timedelta(minutes=30)).time()
+        for t in times
+    ):
+        warnings.append(f"no poll near closing ({cal.closing:%H:%M}): mail of the afternoon will "
+                        "be acknowledged after its same-day deadline")
+    return warnings
+
+
+class Daemon:
+    """`saraban-mail run`: cron triggers in the agency's time zone, holidays skipped at run
+    time, one poll at a time, never exiting on a network error."""
+
+    def __init__(self, load: Callable[[], tuple[object, BusinessCalendar, list[time], int]],
+                 poll: Callable[[object], None], last_poll: Callable[[object], datetime | None],
+                 clock: Callable[[], datetime]) -> None:
+        self.load, self.poll_once, self.last_poll, self.clock = load, poll, last_poll, clock
+        self.config, self.cal, self.times, self.interval = load()
+        self.stopping = threading.Event()
+        self.busy = threading.Lock()
+
+    def _job(self, reason: str) -> None:
+        if self.stopping.is_set():
+            return
+        today = self.clock().astimezone(self.cal.tz)
+        if reason != "catch-up" and not self.cal.is_working_day(today.date()):
+            log.info("%s: %s is not a working day; no poll", reason, today.date())
+            return
+        if reason == "interval" and not self.cal.within_hours(today):
+            return
+        if not self.busy.acquire(blocking=False):
+            log.info("%s: a poll is still running", reason)
+            return
+        try:
+            log.info("poll (%s)", reason)
+            self.poll_once(self.config)
+        except Exception:  # the service never exits because one poll failed
+            log.exception("poll failed; the next one retries")
+        finally:
+            self.busy.release()
+
+    def reload(self) -> None:
+        try:
+            self.config, self.cal, self.times, self.interval = self.load()
+            log.warning("configuration and rules reloaded")
+        except Exception as exc:
+            log.error("new configuration refused, keeping the old one: %s", exc)
+
+    def run(self) -> int:
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = BackgroundScheduler(timezone=self.cal.tz)
+
+        def schedule() -> None:
+            scheduler.remove_all_jobs()
+            for at in self.times:
+                scheduler.add_job(self._job, CronTrigger(day_of_week="mon-fri", hour=at.hour,
+                                                         minute=at.minute, timezone=self.cal.tz),
+                                  args=["schedule"], misfire_grace_time=600, coalesce=True)
+            if self.interval:
+                scheduler.add_job(self._job, IntervalTrigger(minutes=self.interval),
+                                  args=["interval"], coalesce=True)
+
+        def on_hup(*_: object) -> None:
+            self.reload()
+            schedule()
+
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, on_hup)
+        schedule()
+        scheduler.start()
+        gap = missed(self.cal, self.times, self.last_poll(self.config), self.clock())
+        if gap is not None:
+            log.warning("the poll of %s did not run: catching up now", f"{gap:%Y-%m-%d %H:%M}")
+            scheduler.add_job(self._job, args=["catch-up"])
+        upcoming = next_polls(self.cal, self.times, self.clock(), 1)
+        log.warning("running; next poll %s", f"{upcoming[0]:%Y-%m-%d %H:%M}" if upcoming else "-")
+        self.stopping.wait()
+        log.warning("stopping: the current poll finishes first")
+        scheduler.shutdown(wait=True)
+        with self.busy:
+            pass
+        return 0

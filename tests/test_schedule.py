@@ -1,0 +1,99 @@
+"""The daemon's timetable, and the daemon itself against the real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time as clock
+from datetime import datetime, time
+
+from saraban_mail.calendar import BANGKOK, BusinessCalendar
+from saraban_mail.schedule import deadline_warnings, missed, next_polls, poll_times
+from tests.conftest import deliver
+from tests.test_intake_e2e import records, run_poll
+
+CAL = BusinessCalendar()
+TIMES = poll_times([], CAL)
+
+
+def bkk(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BANGKOK)
+
+
+def test_default_polls_are_at_opening_and_closing():
+    assert [time(8, 30), time(16, 30)] == TIMES
+
+
+def test_next_polls_skip_weekends_and_holidays():
+    # Friday 10 April 2026 after closing: Monday-Wednesday are Songkran.
+    assert next_polls(CAL, TIMES, bkk(2026, 4, 10, 17, 0)) == [
+        bkk(2026, 4, 16, 8, 30), bkk(2026, 4, 16, 16, 30), bkk(2026, 4, 17, 8, 30)]
+
+
+def test_a_pc_switched_on_late_catches_up_the_missed_poll():
+    last = bkk(2026, 11, 20, 16, 30)  # Friday's closing poll ran
+    assert missed(CAL, TIMES, last, bkk(2026, 11, 23, 9, 10)) == bkk(2026, 11, 23, 8, 30)
+    assert missed(CAL, TIMES, bkk(2026, 11, 23, 8, 30), bkk(2026, 11, 23, 9, 10)) is None
+    assert missed(CAL, TIMES, last, bkk(2026, 11, 22, 12, 0)) is None  # Sunday: nothing due
+
+
+def test_a_timetable_that_cannot_meet_the_deadlines_is_warned_about():
+    assert deadline_warnings(CAL, TIMES) == []
+    assert "acknowledged late" in deadline_warnings(CAL, [time(11, 0), time(16, 30)])[0]
+    assert "same-day deadline" in deadline_warnings(CAL, [time(8, 30), time(13, 0)])[0]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(extra)
+    return env
+
+
+def test_the_daemon_catches_up_at_start_and_stops_cleanly_on_sigterm(office, dovecot,
+                                                                     imap_account, smtp):
+    from saraban_mail.demo import samples
+
+    permit = samples()[0]
+    deliver(dovecot, imap_account, "INBOX", permit.raw, permit.received_at)
+    # Monday 23 November 2026, 09:10: the 08:30 poll was missed (no poll ever ran).
+    env = cli_env(SARABAN_NOW="2026-11-23T09:10:00+07:00")
+    daemon = subprocess.Popen([sys.executable, "-m", "saraban_mail", "run", "--config",
+                               str(office)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = clock.monotonic() + 60
+        while clock.monotonic() < deadline and not smtp.messages:
+            clock.sleep(0.2)
+        assert smtp.messages, "the catch-up poll did not run"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "catching up now" in err and "stopping" in err
+    status = subprocess.run([sys.executable, "-m", "saraban_mail", "status", "--json",
+                             "--config", str(office)], env=env, capture_output=True, text=True)
+    last = json.loads(status.stdout)["last_poll"]
+    assert last["handled"] == 1 and last["at"].startswith("2026-11-23T09:10")
+    assert records(run_poll(office, "--json")) == []  # consistent: nothing left half-done
+
+
+def test_check_says_what_is_wrong(office, dovecot, imap_account, monkeypatch):
+    ok = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
+                        capture_output=True, text=True, env=os.environ.copy())
+    assert ok.returncode == 0, ok.stderr
+    assert "next polls:" in ok.stdout
+    office.write_text(office.read_text() + '\n[schedule]\ntimes = ["11:00"]\n')
+    late = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
+                          capture_output=True, text=True, env=os.environ.copy())
+    assert late.returncode == 3 and "acknowledged late" in late.stderr
+    office.write_text(office.read_text().replace('username = "', 'junk = "Nope"\nusername = "'))
+    wrong = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
+                            str(office)], capture_output=True, text=True, env=os.environ.copy())
+    assert wrong.returncode == 2 and "'Nope' named in the config does not exist" in wrong.stderr
+    office.write_text("[imap\nport = 1\n")
+    broken = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
+                             str(office)], capture_output=True, text=True, env=os.environ.copy())
+    assert broken.returncode == 2 and "not valid TOML" in broken.stderr and "line 1" in broken.stderr
