@@ -1,4 +1,4 @@
-"""The command line: saraban-mail poll | demo | check | status.
+"""The command line: poll, run, demo, check, status, and the clerks' commands.
 
 Expected failures (config, rules, login, workbook) end as one line on stderr and a
 non-zero exit code; only programming errors show a traceback."""
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from saraban_mail import __version__, matters
 from saraban_mail.audit import Audit, Entry, audit
 from saraban_mail.calendar import BANGKOK, BusinessCalendar, buddhist_year
-from saraban_mail.config import Config, load_config
+from saraban_mail.config import Config, config_path, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal, single_instance
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
@@ -188,6 +188,52 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     daemon = schedule.Daemon(load, poll_once, previous, now)
     return daemon.run()
+
+
+UNIT = """[Unit]
+Description=saraban-mail: the agency's central mailbox (saraban@)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={user}
+Environment=SARABAN_CONFIG={config}
+ExecStart={executable} run
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=30
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={writable}
+PrivateTmp=yes
+ProtectHome={protect_home}
+ProtectKernelTunables=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    """Write the systemd unit for this installation and this config file."""
+    import shutil
+
+    config = load_config(args.config)
+    source = config_path(args.config).absolute()
+    executable = shutil.which("saraban-mail") or f"{sys.executable} -m saraban_mail"
+    writable = sorted({str(config.paths.data_dir), str(config.paths.register_dir),
+                       str(config.results.outbox_dir)})
+    protect_home = "read-only" if any(w.startswith("/home/") for w in writable) else "yes"
+    unit = UNIT.format(user=args.user, config=source, executable=executable,
+                       writable=" ".join(writable), protect_home=protect_home)
+    out = Path(args.out)
+    out.write_text(unit, encoding="utf-8")
+    print(f"{out} written; then: systemctl daemon-reload && systemctl enable --now {out.stem}")
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -570,6 +616,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the service: poll on schedule until stopped")
     p.add_argument("--config")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("install-service", help="write the systemd unit for this installation")
+    p.add_argument("--config")
+    p.add_argument("--user", default="saraban", help="the service user (default: saraban)")
+    p.add_argument("--out", default="/etc/systemd/system/saraban-mail.service")
+    p.set_defaults(func=cmd_install_service)
 
     p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
     p.add_argument("--config")

@@ -97,3 +97,25 @@ def test_check_says_what_is_wrong(office, dovecot, imap_account, monkeypatch):
     broken = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
                              str(office)], capture_output=True, text=True, env=os.environ.copy())
     assert broken.returncode == 2 and "not valid TOML" in broken.stderr and "line 1" in broken.stderr
+
+
+def test_install_service_writes_a_unit_systemd_accepts(tmp_path):
+    import shutil
+
+    from saraban_mail.demo import create_demo
+
+    config = create_demo(tmp_path / "office")
+    unit = tmp_path / "saraban-mail.service"
+    result = subprocess.run([sys.executable, "-m", "saraban_mail", "install-service", "--config",
+                             str(config), "--user", "root", "--out", str(unit)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text = unit.read_text()
+    assert f"SARABAN_CONFIG={config}" in text and "ProtectSystem=strict" in text
+    assert f"ReadWritePaths={tmp_path / 'office' / 'data'}" in text
+    if shutil.which("systemd-analyze"):
+        verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                                text=True)
+        problems = [line for line in verify.stderr.splitlines()
+                    if "saraban-mail.service" in line and "Failed to" not in line]
+        assert problems == [], verify.stderr
