@@ -45,7 +45,7 @@ from saraban_mail.register import (
 )
 from saraban_mail.replies import Templates
 from saraban_mail.rules import RuleSet, load_rules
-from saraban_mail.send import transport_for
+from saraban_mail.send import SmtpTransport, transport_for
 from saraban_mail.thaitext import thai_date
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 2, 3
@@ -258,6 +258,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append("no trash folder found: spam is only marked read; set imap.trash")
     finally:
         box.close()
+    transport = transport_for(config.smtp)
+    if isinstance(transport, SmtpTransport):
+        print(f"smtp ok: {transport.check()}")
+    else:
+        print(f"smtp: pickup folder {config.smtp.pickup_dir}")
     times = schedule.poll_times(config.schedule.times, calendar)
     upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
     print(f"next polls: {upcoming}")

@@ -49,7 +49,17 @@ class SmtpTransport:
     def send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
         return asyncio.run(self._send_all(sender, mails)) if mails else []
 
-    async def _send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
+    def check(self) -> str:
+        """Connect and log in, send nothing: for `saraban-mail check`."""
+        return asyncio.run(self._check())
+
+    async def _check(self) -> str:
+        client = await self._connect()
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit()
+        return f"{self.s.host}:{self.s.port} ({self.s.security})"
+
+    async def _connect(self) -> aiosmtplib.SMTP:
         s = self.s
         context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         client = aiosmtplib.SMTP(
@@ -64,6 +74,10 @@ class SmtpTransport:
             raise SendError(f"SMTP server {s.host} refused the login for '{s.username}'") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SendError(f"cannot reach SMTP server {s.host}:{s.port}: {exc}") from exc
+        return client
+
+    async def _send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
+        client = await self._connect()
         results = []
         try:
             for mail in mails:

@@ -80,11 +80,12 @@ def test_the_daemon_catches_up_at_start_and_stops_cleanly_on_sigterm(office, dov
     assert records(run_poll(office, "--json")) == []  # consistent: nothing left half-done
 
 
-def test_check_says_what_is_wrong(office, dovecot, imap_account, monkeypatch):
+def test_check_says_what_is_wrong(office, dovecot, imap_account, smtp, monkeypatch):
     ok = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
                         capture_output=True, text=True, env=os.environ.copy())
     assert ok.returncode == 0, ok.stderr
-    assert "next polls:" in ok.stdout
+    assert "next polls:" in ok.stdout and f"smtp ok: 127.0.0.1:{smtp.port}" in ok.stdout
+    assert smtp.messages == []  # logged in, sent nothing
     office.write_text(office.read_text() + '\n[schedule]\ntimes = ["11:00"]\n')
     late = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
                           capture_output=True, text=True, env=os.environ.copy())
