@@ -159,6 +159,17 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
         record["related_receipt"] = f"{related[1]}/{related[0]}" if related else None
         text = fold(f"{mail.subject}\n{mail.text}")
         record["inquiry"] = any(fold(k) in text for k in ctx.config.followup.inquiry_keywords)
+    _record_new(ctx, fetched, mail, decision, record, poll_id, now,
+                lambda message: [_queue(ctx, message, reply, now) for reply in
+                                 _immediate_replies(ctx, mail, decision, record, fetched.raw, now)])
+
+
+def _record_new(ctx: Context, fetched: Fetched, mail: Incoming, decision: Decision,
+                record: dict[str, Any], poll_id: str, now: datetime,
+                also: Callable[[int], object] = lambda _: None) -> None:
+    """Keep the files, then one transaction: the message, its copy, its mailbox actions,
+    whatever `also` queues, and the folder's new high-water mark."""
+    journal = ctx.journal
     if not ctx.dry_run:
         # Files first: a crash before the journal commit only means writing them again.
         _keep_files(ctx, mail, decision, fetched.raw)
@@ -175,8 +186,7 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
         for seq, (action, target) in enumerate(_mailbox_actions(ctx, fetched, decision)):
             journal.add_action(message, fetched.folder, fetched.uidvalidity, fetched.uid,
                                action, target, seq)
-        for reply in _immediate_replies(ctx, mail, decision, record, fetched.raw, now):
-            _queue(ctx, message, reply, now)
+        also(message)
         journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
 
 
@@ -191,22 +201,8 @@ def _intake_failed(ctx: Context, fetched: Fetched, poll_id: str, error: Exceptio
     decision = Decision(Category.NEEDS_REVIEW, "internal_error", mail.parse_error or "")
     if ctx.journal.find_identity(mail.identity) is not None:
         return
-    if not ctx.dry_run:
-        _keep_files(ctx, mail, decision, fetched.raw)
-    record = _record(ctx, fetched, mail, decision)
-    with ctx.journal.transaction():
-        message = ctx.journal.add_message(
-            identity=mail.identity, folder=fetched.folder, uidvalidity=fetched.uidvalidity,
-            uid=fetched.uid, category=decision.category, rule=decision.rule, requester="",
-            official_received_at=datetime.fromisoformat(record["official_received_at"]),
-            record=record, poll=poll_id, now=ctx.clock(),
-        )
-        ctx.journal.add_copy(fetched.folder, fetched.uidvalidity, fetched.uid, message,
-                             "original", poll_id)
-        for seq, (action, target) in enumerate(_mailbox_actions(ctx, fetched, decision)):
-            ctx.journal.add_action(message, fetched.folder, fetched.uidvalidity, fetched.uid,
-                                   action, target, seq)
-        ctx.journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
+    _record_new(ctx, fetched, mail, decision, _record(ctx, fetched, mail, decision), poll_id,
+                ctx.clock())
 
 
 def _identity(config: Config) -> Identity:
@@ -505,7 +501,7 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
         try:
             result = append_rows(
                 path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}",
-                [_json_row(r["row"]) for r in rows], fill=fill,
+                [json.loads(r["row"]) for r in rows], fill=fill,
                 look=Look.of(settings),
                 summary=journal.summary(year, pending_rows=len(rows),
                                         as_of=thai_datetime(clock().astimezone(calendar.tz))),
@@ -526,10 +522,6 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
             journal.mark_rows_written([r["message"] for r in rows], now)
             journal.mark_acks_written([a["message"] for a in acks], now)
     return problems
-
-
-def _json_row(text: str) -> dict[str, Any]:
-    return json.loads(text)
 
 
 # -- 4. send ----------------------------------------------------------------------------
