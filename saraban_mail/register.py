@@ -284,16 +284,19 @@ def highest_number(path: Path, kind: RegisterKind = INCOMING) -> int:
     """The highest number already in the workbook (0 when there is none)."""
     if not path.exists():
         return 0
-    book = open_book(path)
-    return max((r.number for r in sheet_rows(register_sheet(book, kind), kind)
-                if r.number is not None), default=0)
+    return max((r.number for r in read_rows(path, kind)[1] if r.number is not None), default=0)
 
 
 def read_rows(path: Path, kind: RegisterKind) -> tuple[list[str], list[SheetRow]]:
-    """Every heading and data row of the register sheet (for export and checks)."""
-    sheet = register_sheet(open_book(path), kind)
-    headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
-    return headings, list(sheet_rows(sheet, kind))
+    """Every heading and data row of the register sheet, read without loading styles
+    (for numbering, export and checks; a write loads the whole workbook once)."""
+    book = open_book(path, read_only=True)
+    try:
+        sheet = register_sheet(book, kind)
+        headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
+        return headings, list(sheet_rows(sheet, kind))
+    finally:
+        book.close()
 
 
 # -- writing ---------------------------------------------------------------------------
