@@ -13,23 +13,26 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from saraban_mail import __version__, matters
+from saraban_mail import __version__, matters, oauth
 from saraban_mail.audit import Audit, Entry, audit
 from saraban_mail.calendar import BANGKOK, BusinessCalendar, buddhist_year
 from saraban_mail.config import Config, config_path, load_config
-from saraban_mail.errors import SarabanError
+from saraban_mail.errors import LoginRefused, MailboxError, SarabanError
 from saraban_mail.journal import Journal, single_instance
 from saraban_mail.mailbox import ImapMailbox, Mailbox, MaildirMailbox
+from saraban_mail.oauth import Tokens
 from saraban_mail.parse import header_text
 from saraban_mail.pipeline import (
     Context,
     PollReport,
+    alert_admin,
     check_templates,
     poll,
     send_queued,
@@ -74,10 +77,32 @@ def calendar_for(config: Config, rules: RuleSet) -> BusinessCalendar:
     )
 
 
-def open_mailbox(config: Config) -> Mailbox:
+def tokens_for(config: Config, clock: Callable[[], datetime] | None = None) -> Tokens | None:
+    return Tokens(config.oauth, config.paths.data_dir, clock or now) if config.uses_oauth else None
+
+
+def open_mailbox(config: Config, tokens: Tokens | None = None, *, retry: bool = True,
+                 sleep: Callable[[float], None] = time.sleep) -> Mailbox:
+    """Connect and log in; an unreachable server is tried again after each of
+    network.retry_delays (a refused login is not: it would only lock the account)."""
     if config.mailbox.backend == "maildir":
         return MaildirMailbox(config.mailbox.maildir)
-    return ImapMailbox(config.imap)
+    waits = iter(config.network.retry_delays if retry else [])
+    while True:
+        try:
+            return ImapMailbox(config.imap, tokens)
+        except LoginRefused:
+            raise
+        except MailboxError as exc:
+            wait = next(waits, None)
+            if wait is None:
+                raise
+            log.warning("%s; trying again in %g s", exc, wait)
+            sleep(wait)
+
+
+def transport(config: Config, tokens: Tokens | None = None):
+    return transport_for(config.smtp, tokens, config.network.retry_delays)
 
 
 def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Context:
@@ -86,14 +111,20 @@ def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Conte
     clock = clock or now
     calendar = calendar_for(config, rules)
     check_templates(templates, config, rules, calendar, clock())
-    journal = (Journal.scratch if dry_run else Journal.open)(config.paths.data_dir)
+    tokens = tokens_for(config, clock)
+    mailbox = open_mailbox(config, tokens)
+    try:
+        journal = (Journal.scratch if dry_run else Journal.open)(config.paths.data_dir)
+    except BaseException:
+        mailbox.close()
+        raise
     return Context(
         config=config,
         rules=rules,
         calendar=calendar,
         journal=journal,
-        mailbox=open_mailbox(config),
-        transport=transport_for(config.smtp),
+        mailbox=mailbox,
+        transport=transport(config, tokens),
         templates=templates,
         clock=clock,
         dry_run=dry_run,
@@ -101,17 +132,42 @@ def build_context(config: Config, *, dry_run: bool = False, clock=None) -> Conte
 
 
 def run_poll(config: Config, *, dry_run: bool = False, clock=None,
-             stop: Callable[[], bool] | None = None) -> PollReport:
-    """One poll; never two at once on one data folder (a dry run changes nothing: no lock)."""
+             stop: Callable[[], bool] | None = None,
+             progress: Callable[[str, int], None] | None = None) -> PollReport:
+    """One poll; never two at once on one data folder (a dry run changes nothing: no lock).
+    A poll that cannot start (server down, login refused) is noted for `status` and, once
+    a day, told to the administrator by email."""
     with contextlib.nullcontext() if dry_run else single_instance(config.paths.data_dir):
-        ctx = build_context(config, dry_run=dry_run, clock=clock)
+        try:
+            ctx = build_context(config, dry_run=dry_run, clock=clock)
+        except MailboxError as exc:  # config, rules, templates: one clear error, nothing written
+            if not dry_run:
+                _poll_failed(config, clock or now, exc)
+            raise
         if stop is not None:
             ctx.stop = stop
+        if progress is not None:
+            ctx.progress = progress
         try:
             return poll(ctx)
         finally:
             ctx.mailbox.close()
             ctx.journal.close()
+
+
+def _poll_failed(config: Config, clock: Callable[[], datetime], error: Exception) -> None:
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        moment = clock()
+        journal.set_meta("last_failure", json.dumps({"at": moment.isoformat(), "error": str(error)},
+                                                    ensure_ascii=False))
+        try:
+            alert_admin(journal, config, transport(config, tokens_for(config, clock)), moment,
+                        [f"the poll of {moment:%Y-%m-%d %H:%M} could not start: {error}"])
+        except SarabanError as again:
+            log.warning("cannot tell the administrator: %s", again)
+    finally:
+        journal.close()
 
 
 def _print_report(report: PollReport, as_json: bool) -> int:
@@ -133,8 +189,36 @@ def _print_report(report: PollReport, as_json: bool) -> int:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    report = run_poll(config, dry_run=args.dry_run)
+    show = not args.json and sys.stderr.isatty()
+    with ProgressBars(enabled=show) as bars:
+        report = run_poll(config, dry_run=args.dry_run, progress=bars.update)
     return _print_report(report, args.json)
+
+
+class ProgressBars:
+    """One bar per folder on a terminal, shown only when reading takes more than a moment."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def update(self, folder: str, left: int) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(folder)
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = self.bars[folder] = tqdm(total=left + 1, desc=folder, unit="msg", delay=1.0,
+                                           leave=False)
+        bar.update(1)
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for bar in self.bars.values():
+            bar.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -176,7 +260,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 config.schedule.interval_minutes)
 
     def poll_once(config) -> None:
-        report = run_poll(config, stop=daemon.stopping.is_set)
+        try:
+            report = run_poll(config, stop=daemon.stopping.is_set)
+        except SarabanError as exc:  # noted for status; the next poll tries again
+            log.error("poll failed: %s", exc)
+            return
         for problem in report.problems:
             log.warning("%s", problem)
         log.warning("poll done: %d message(s) handled, %d problem(s)", len(report.records),
@@ -218,6 +306,19 @@ WantedBy=multi-user.target
 """
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    """The one-time OAuth2 consent (device code), then a test login."""
+    config = load_config(args.config)
+    if not config.uses_oauth:
+        raise SarabanError("imap.auth and smtp.auth are both 'password': no OAuth2 to set up")
+    oauth.device_login(config.oauth, config.paths.data_dir, print, now)
+    print(f"token kept in {config.paths.data_dir / oauth.TOKEN_FILE}")
+    if config.imap.auth != "password" and config.mailbox.backend == "imap":
+        open_mailbox(config, tokens_for(config), retry=False).close()
+        print(f"IMAP login ok: {config.imap.username}")
+    return EXIT_OK
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     """Write the systemd unit for this installation and this config file."""
     import shutil
@@ -248,7 +349,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"rules ok: {len(rules.agencies)} agencies, {len(rules.channels)} channels, "
           f"{len(rules.spam)} spam rules, {len(rules.high_risk)} high-risk types; templates ok")
     warnings: list[str] = []
-    box = open_mailbox(config)
+    tokens = tokens_for(config)
+    box = open_mailbox(config, tokens, retry=False)
     try:
         f = box.folders
         print(f"mailbox ok: inbox={f.inbox} junk={f.junk} trash={f.trash} sent={f.sent}")
@@ -258,7 +360,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append("no trash folder found: spam is only marked read; set imap.trash")
     finally:
         box.close()
-    transport = transport_for(config.smtp)
+    transport = transport_for(config.smtp, tokens)
     if isinstance(transport, SmtpTransport):
         print(f"smtp ok: {transport.check()}")
     else:
@@ -274,6 +376,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     data = config.paths.data_dir
     if data.exists() and data.stat().st_mode & 0o077:
         warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
+    warnings += oauth.warnings(config, now())
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PENDING if warnings else EXIT_OK
@@ -313,7 +416,13 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Is it working? One screen, or one JSON object for monitoring."""
+    from saraban_mail import schedule
+
     config = load_config(args.config)
+    moment = now()
+    rules = load_rules(config.paths.rules_dir)
+    calendar = calendar_for(config, rules)
     journal = Journal.open(config.paths.data_dir)
     try:
         registers = []
@@ -322,14 +431,27 @@ def cmd_status(args: argparse.Namespace) -> int:
                 registers.extend(_audits(config, journal, [year]))
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
+        last = json.loads(journal.get_meta("last_poll") or "null")
+        upcoming = schedule.next_polls(calendar, schedule.poll_times(config.schedule.times, calendar),
+                                       moment, 1)
+        today = moment.astimezone(calendar.tz).date()
+        pending_rows = len(journal.pending_register_rows())
         status: dict[str, Any] = {
-            "last_poll": json.loads(journal.get_meta("last_poll") or "null"),
+            "last_poll": last,
+            "last_failure": json.loads(journal.get_meta("last_failure") or "null"),
+            "next_poll": upcoming[0].isoformat() if upcoming else None,
+            "today": journal.counts(today.isoformat()),
+            "this_year": journal.counts(str(today.year)),
             "messages": journal.counts(),
-            "pending_register_rows": len(journal.pending_register_rows()),
+            "pending_register_rows": pending_rows,
+            # Why rows wait: what the last poll could not write (the workbook open, locked).
+            "pending_register_why": [p for p in (last or {}).get("problems", [])
+                                     if "register" in p or "workbook" in p] if pending_rows else [],
             "pending_mail": len(journal.pending_mail()),
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
+            "warnings": oauth.warnings(config, moment),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
                  "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
@@ -341,20 +463,41 @@ def cmd_status(args: argparse.Namespace) -> int:
         journal.close()
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
-    else:
-        for key, value in status.items():
-            if key not in ("registers", "acknowledgements", "matters"):
-                print(f"{key}: {value}")
-        acks = status["acknowledgements"]
-        print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
-        for item in acks["due"] + acks["late"]:
-            print(f"  {item['receipt']}  due {item['due']}  sent {item['sent'] or '-'}")
-        print(f"matters by state: {status['matters']['by_state']}")
-        for item in status["matters"]["waiting"]:
-            print(f"  {item['receipt']}  {item['state']}: waiting for {item['waiting_for']}")
-        for found in registers:
-            print("\n".join(found.lines()))
+        return EXIT_OK
+    _print_status(status, registers)
     return EXIT_OK
+
+
+def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
+    last, failure = status["last_poll"], status["last_failure"]
+    if last:
+        print(f"last poll: {last['at'][:16]}, {last['handled']} message(s), "
+              f"{len(last['problems'])} problem(s)")
+        for problem in last["problems"]:
+            print(f"  {problem}")
+    else:
+        print("last poll: never")
+    if failure and (not last or failure["at"] > last["at"]):
+        print(f"last poll FAILED at {failure['at'][:16]}: {failure['error']}")
+    print(f"next poll: {(status['next_poll'] or '-')[:16]}")
+    for label, key in (("today", "today"), ("this year", "this_year")):
+        counts = ", ".join(f"{k} {v}" for k, v in status[key].items()) or "none"
+        print(f"{label}: {counts}")
+    print(f"waiting: {status['pending_register_rows']} register row(s), {status['pending_mail']} "
+          f"mail(s) to send, {status['pending_mailbox_actions']} mailbox action(s)")
+    for why in status["pending_register_why"]:
+        print(f"  {why}")
+    acks = status["acknowledgements"]
+    print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
+    for item in acks["due"] + acks["late"]:
+        print(f"  {item['receipt']}  due {item['due']}  sent {item['sent'] or '-'}")
+    print(f"matters by state: {status['matters']['by_state']}")
+    for item in status["matters"]["waiting"]:
+        print(f"  {item['receipt']}  {item['state']}: waiting for {item['waiting_for']}")
+    for warning in status["warnings"]:
+        print(f"warning: {warning}")
+    for found in registers:
+        print("\n".join(found.lines()))
 
 
 def cmd_register_check(args: argparse.Namespace) -> int:
@@ -424,7 +567,8 @@ def cmd_send_result(args: argparse.Namespace) -> int:
             _show_result(prepared)
             return EXIT_OK
         problems = _send_now(config, lambda mailbox: results.deliver(
-            journal, config, transport_for(config.smtp), mailbox, calendar, clock))
+            journal, config, transport_for(config.smtp, tokens_for(config)), mailbox, calendar,
+            clock))
     finally:
         journal.close()
     for problem in problems:
@@ -445,7 +589,7 @@ def _send_now(config: Config, step: Callable[[Mailbox | None], list[str]]) -> li
             return ["a poll is running: it sends the queued mail"]
         mailbox: Mailbox | None = None
         try:
-            mailbox = open_mailbox(config)
+            mailbox = open_mailbox(config, tokens_for(config), retry=False)
             stack.callback(mailbox.close)
         except SarabanError as exc:
             print(f"saraban-mail: {exc}; the copy in Sent is made at the next poll",
@@ -476,7 +620,8 @@ class _Office:
 
     def send(self) -> list[str]:
         return _send_now(self.config, lambda mailbox: send_queued(
-            self.journal, self.config, transport_for(self.config.smtp), mailbox, self.now))
+            self.journal, self.config, transport_for(self.config.smtp, tokens_for(self.config)),
+            mailbox, self.now))
 
     def finish(self, problems: list[str]) -> int:
         self.journal.close()
@@ -605,6 +750,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="saraban-mail", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=__version__)
     top.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    top.add_argument("--log-format", choices=("text", "json"), default="text",
+                     help="json: one JSON object per log line, for log collectors")
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("poll", help="handle new mail once")
@@ -621,6 +768,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the service: poll on schedule until stopped")
     p.add_argument("--config")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("auth", help="OAuth2 mailboxes: the one-time consent (device code)")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_auth)
 
     p = sub.add_parser("install-service", help="write the systemd unit for this installation")
     p.add_argument("--config")
@@ -703,12 +854,43 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+class TextLines(logging.Formatter):
+    """One line per event. Under systemd (JOURNAL_STREAM set) each line starts with its
+    syslog priority, <3> to <7>, so journald files it at the right level; journald adds
+    the time itself."""
+
+    PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+    def __init__(self) -> None:
+        super().__init__("saraban-mail: %(levelname)s: %(message)s")
+        self.journald = bool(os.environ.get("JOURNAL_STREAM"))
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if self.journald:
+            prefix = f"<{self.PRIORITY.get(record.levelname, 6)}>"
+            text = "\n".join(prefix + line for line in text.splitlines())
+        return text
+
+
+class JsonLines(logging.Formatter):
+    """--log-format json: one object per line (time, level, message, error)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="saraban-mail: %(levelname)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if args.log_format == "json" else TextLines())
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        handlers=[handler])
     # pypdf warns about every quirk of a scanned file; our own errors say what matters.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:

@@ -28,6 +28,9 @@ class Agency(_Section):
     saraban_phone: str = ""
     email: str = "saraban@example.go.th"
     website: str = ""
+    # The mail administrator: told by email, at most once a day, of what needs a person
+    # (login failing, the OAuth2 token near its end).
+    admin_email: str = ""
 
     @property
     def domain(self) -> str:
@@ -48,10 +51,15 @@ def _secret(value: str, file: Path | None) -> str:
         raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from exc
 
 
+Auth = Literal["password", "xoauth2", "oauthbearer"]
+
+
 class Imap(_Section):
     host: str = "imap.mail.go.th"
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
+    # password, or OAuth2 (xoauth2 / oauthbearer) with the token of `saraban-mail auth`.
+    auth: Auth = "password"
     username: str = ""
     password: str = ""
     password_file: Path | None = None
@@ -72,6 +80,7 @@ class Smtp(_Section):
     host: str = "smtp.mail.go.th"
     port: int = 25
     security: Literal["tls", "starttls", "plain"] = "starttls"
+    auth: Auth = "password"
     username: str = ""
     password: str = ""
     password_file: Path | None = None
@@ -81,6 +90,30 @@ class Smtp(_Section):
 
     def secret(self) -> str:
         return _secret(self.password, self.password_file)
+
+
+class Network(_Section):
+    # Seconds to wait before each new try when a server cannot be reached or the
+    # connection drops during a poll; after the last, the work waits for the next poll.
+    retry_delays: list[float] = Field(default_factory=lambda: [5.0, 30.0, 120.0])
+
+
+class OAuth(_Section):
+    """OAuth2 for mailboxes that take no password (Microsoft 365, Google Workspace)."""
+
+    token_url: str = ""
+    # Device authorization endpoint (RFC 8628), for the one-time consent of `saraban-mail auth`.
+    device_url: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    client_secret_file: Path | None = None
+    scope: str = ""
+    # A refresh token unused (not renewed) this long stops working: 90 days at Microsoft 365.
+    refresh_token_days: int = Field(default=90, ge=1)
+    warn_days: int = Field(default=14, ge=0)
+
+    def secret(self) -> str:
+        return _secret(self.client_secret, self.client_secret_file)
 
 
 class OfficeHours(_Section):
@@ -185,6 +218,8 @@ class Config(BaseSettings):
     mailbox: MailboxSection = Field(default_factory=MailboxSection)
     imap: Imap = Field(default_factory=Imap)
     smtp: Smtp = Field(default_factory=Smtp)
+    network: Network = Field(default_factory=Network)
+    oauth: OAuth = Field(default_factory=OAuth)
     office_hours: OfficeHours = Field(default_factory=OfficeHours)
     schedule: Schedule = Field(default_factory=Schedule)
     policy: Policy = Field(default_factory=Policy)
@@ -197,6 +232,12 @@ class Config(BaseSettings):
 
     # Set by load_config: the file the settings came from.
     source: Path | None = None
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.imap.auth != "password" or (
+            self.smtp.transport == "smtp" and self.smtp.auth != "password"
+        )
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:

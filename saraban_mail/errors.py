@@ -31,6 +31,10 @@ class SendError(SarabanError):
     """A message could not be handed to the SMTP server or pickup folder."""
 
 
+class SendLoginRefused(SendError):
+    """The SMTP server refused the login (password or OAuth2 token)."""
+
+
 class RegisterError(SarabanError):
     """The register workbook could not be read or written."""
 

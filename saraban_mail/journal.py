@@ -595,6 +595,10 @@ class Journal:
             " ORDER BY m.receipt_year, m.receipt_no"
         ).fetchall()
 
-    def counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT category, COUNT(*) FROM messages GROUP BY category")
+    def counts(self, decided: str = "") -> dict[str, int]:
+        """Messages per category; decided: only those handled on a day or in a year
+        ("2026-11-23", "2026"), by the agency's clock."""
+        rows = self.db.execute(
+            "SELECT category, COUNT(*) FROM messages WHERE substr(decided_at, 1, ?) = ?"
+            " GROUP BY category ORDER BY category", (len(decided), decided))
         return {row[0]: row[1] for row in rows}

@@ -13,14 +13,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import imapclient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import JUNK, SENT, TRASH
 
 from saraban_mail.config import Imap
 from saraban_mail.errors import LoginRefused, MailboxError
+
+if TYPE_CHECKING:
+    from saraban_mail.oauth import Tokens
 
 FETCH_BATCH = 25
 
@@ -45,6 +48,7 @@ class Fetched:
     uid: int | str
     received_at: datetime  # INTERNALDATE (IMAP) or delivery time (Maildir)
     raw: bytes
+    left: int = 0  # messages still to come from this folder in this fetch
 
 
 class Mailbox(Protocol):
@@ -61,7 +65,28 @@ class Mailbox(Protocol):
 
     def append(self, folder: str, raw: bytes) -> None: ...
 
+    def reconnect(self) -> None:
+        """After a dropped connection: connect and log in again."""
+        ...
+
     def close(self) -> None: ...
+
+
+def _login(client: imapclient.IMAPClient, s: Imap, tokens: Tokens | None) -> None:
+    if s.auth == "password" or tokens is None:
+        client.login(s.username, s.secret())
+        return
+    for fresh in (False, True):  # a cached access token may have been revoked: renew once
+        token = tokens.access_token(fresh=fresh)
+        try:
+            if s.auth == "oauthbearer":
+                client.oauthbearer_login(s.username, token)
+            else:
+                client.oauth2_login(s.username, token)
+            return
+        except LoginError:
+            if fresh:
+                raise
 
 
 def _pick(names: list[str], wanted: str, flag: bytes, flags_by_name: dict[str, tuple],
@@ -81,9 +106,9 @@ class ImapMailbox:
     """IMAP via imapclient. Messages are read with BODY.PEEK, so nothing is marked
     read until it has been handled."""
 
-    def __init__(self, settings: Imap) -> None:
-        self.settings = settings
-        self.client = self._connect(settings)
+    def __init__(self, settings: Imap, tokens: Tokens | None = None) -> None:
+        self.settings, self.tokens = settings, tokens
+        self.client = self._connect(settings, tokens)
         self._selected: tuple[str, bool] | None = None
         self._validity = 0
         names, flags = self._list()
@@ -94,8 +119,13 @@ class ImapMailbox:
             sent=_pick(names, settings.sent, SENT, flags, SENT_NAMES),
         )
 
+    def reconnect(self) -> None:
+        self.close()
+        self.client = self._connect(self.settings, self.tokens)
+        self._selected = None
+
     @staticmethod
-    def _connect(s: Imap) -> imapclient.IMAPClient:
+    def _connect(s: Imap, tokens: Tokens | None) -> imapclient.IMAPClient:
         context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         try:
             client = imapclient.IMAPClient(
@@ -108,13 +138,16 @@ class ImapMailbox:
             raise MailboxError(f"cannot connect to IMAP server {s.host}:{s.port}: {exc}") from exc
         client.normalise_times = False  # keep INTERNALDATE's own time zone
         try:
-            client.login(s.username, s.secret())
+            _login(client, s, tokens)
         except LoginError as exc:
-            raise LoginRefused(
-                f"IMAP server {s.host} refused the login for '{s.username}'"
-            ) from exc
+            refused = f"IMAP server {s.host} refused the login for '{s.username}'"
+            if tokens is not None:
+                tokens.failed(f"{refused} ({s.auth})")
+            raise LoginRefused(refused) from exc
         except (OSError, IMAPClientError) as exc:
             raise MailboxError(f"IMAP login to {s.host} failed: {exc}") from exc
+        if tokens is not None:
+            tokens.succeeded()
         return client
 
     def _list(self) -> tuple[list[str], dict[str, tuple]]:
@@ -125,6 +158,8 @@ class ImapMailbox:
     def _select(self, folder: str, readonly: bool) -> int:
         try:
             info = self.client.select_folder(folder, readonly=readonly)
+        except IMAPClientAbortError:
+            raise  # the connection is gone, not the folder
         except IMAPClientError as exc:
             raise MailboxError(f"cannot open folder '{folder}': {exc}") from exc
         self._selected = (folder, readonly)
@@ -154,7 +189,8 @@ class ImapMailbox:
                     received = received.replace(tzinfo=UTC)
                 if since and received.date() < since:
                     continue
-                yield Fetched(folder, uidvalidity, uid, received, bytes(data[b"BODY[]"]))
+                left = len(uids) - uids.index(uid, start) - 1
+                yield Fetched(folder, uidvalidity, uid, received, bytes(data[b"BODY[]"]), left)
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         if self._selected != (folder, False):
@@ -229,8 +265,8 @@ class MaildirMailbox:
             if since and received.date() < since:
                 continue
             entries.append((received, key))
-        for received, key in sorted(entries):
-            yield Fetched(folder, 0, key, received, box.get_bytes(key))
+        for index, (received, key) in enumerate(sorted(entries)):
+            yield Fetched(folder, 0, key, received, box.get_bytes(key), len(entries) - index - 1)
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         box = self._box(folder)
@@ -252,6 +288,9 @@ class MaildirMailbox:
         else:
             raise ValueError(f"unknown mailbox action {action!r}")
         return True
+
+    def reconnect(self) -> None:
+        return None
 
     def append(self, folder: str, raw: bytes) -> None:
         message = stdlib_mailbox.MaildirMessage(raw)

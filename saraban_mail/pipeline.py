@@ -5,27 +5,32 @@ crashes anywhere is finished by the next one: nothing is lost, nothing happens t
 
 from __future__ import annotations
 
+import email.policy
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from saraban_mail import matters, results
+from saraban_mail import matters, oauth, results
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
-from saraban_mail.errors import MailboxError, RegisterError, SendError
+from saraban_mail.errors import LoginRefused, MailboxError, RegisterError, SendError
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import Fetched, Mailbox
 from saraban_mail.parse import Incoming, identity_of, parse
@@ -47,6 +52,8 @@ from saraban_mail.thaitext import english_datetime, fold, thai_datetime
 log = logging.getLogger("saraban_mail")
 
 NETWORK_ERRORS = (MailboxError, IMAPClientError, OSError)
+# The connection itself is gone (dropped, timed out, server restarted): worth connecting again.
+CONNECTION_LOST = (IMAPClientAbortError, OSError)
 
 
 @dataclass
@@ -62,6 +69,9 @@ class Context:
     dry_run: bool = False
     # Asked to stop (SIGTERM): finish the message in hand, then the stages after intake.
     stop: Callable[[], bool] = lambda: False
+    # Called after each message with (folder, messages still to read in that folder).
+    progress: Callable[[str, int], None] = lambda folder, left: None
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass
@@ -83,6 +93,8 @@ def poll(ctx: Context) -> PollReport:
         _send(ctx, report)
         _results(ctx, report)
         _apply_actions(ctx, report)
+        alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
+                    oauth.warnings(ctx.config, ctx.clock()))
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
         ctx.journal.set_meta("last_poll", json.dumps({
@@ -97,37 +109,69 @@ def poll(ctx: Context) -> PollReport:
 
 def _intake(ctx: Context, poll_id: str, report: PollReport) -> None:
     box = ctx.mailbox
-    start = ctx.config.policy.start_date
     for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
+        failed = _with_reconnect(ctx, f"reading {folder}",
+                                 functools.partial(_intake_folder, ctx, folder, poll_id, report))
+        if failed:
+            report.problems.append(f"{folder}: mailbox error: {failed}; read again at the next poll")
+
+
+def _with_reconnect(ctx: Context, what: str, step: Callable[[], object]) -> Exception | None:
+    """Run step; when the connection drops, connect again after each of
+    network.retry_delays and run it again (steps resume from the journal).
+    Returns the last error if it never worked."""
+    waits = iter(ctx.config.network.retry_delays)
+    while True:
         try:
-            validity = box.uidvalidity(folder)
-            state = ctx.journal.folder_state(folder)
-            after = state.last_uid if state and state.uidvalidity == validity else 0
-            if state and state.uidvalidity != validity:
-                log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
-            known = lambda uid, f=folder, v=validity: ctx.journal.known_copy(f, v, uid)  # noqa: E731
-            for fetched in box.fetch_new(folder, after, start, known):
-                if ctx.stop():
-                    break
-                try:
-                    _intake_one(ctx, fetched, poll_id)
-                except Exception as exc:  # one bad message never stops a poll
-                    log.exception("message %s UID %s failed", folder, fetched.uid)
-                    try:
-                        _intake_failed(ctx, fetched, poll_id, exc)
-                    except Exception as again:
-                        # Not even recorded: stop this folder here so the UID is not passed.
-                        report.problems.append(
-                            f"{folder} UID {fetched.uid}: could not be recorded ({again}); "
-                            f"{folder} is read again from here at the next poll"
-                        )
-                        break
-                    report.problems.append(
-                        f"{folder} UID {fetched.uid}: could not be handled ({exc}); "
-                        "flagged for review"
-                    )
-        except NETWORK_ERRORS as exc:
-            report.problems.append(f"{folder}: mailbox error: {exc}")
+            step()
+            return None
+        except CONNECTION_LOST as exc:
+            last: Exception = exc
+        except NETWORK_ERRORS as exc:  # the server said no: connecting again would not help
+            return exc
+        while True:
+            wait = next(waits, None)
+            if wait is None or ctx.stop():
+                return last
+            log.warning("%s: %s; connecting again in %g s", what, last, wait)
+            ctx.sleep(wait)
+            try:
+                ctx.mailbox.reconnect()
+                break
+            except LoginRefused as again:
+                return again
+            except NETWORK_ERRORS as again:
+                last = again
+
+
+def _intake_folder(ctx: Context, folder: str, poll_id: str, report: PollReport) -> None:
+    box = ctx.mailbox
+    validity = box.uidvalidity(folder)
+    state = ctx.journal.folder_state(folder)
+    after = state.last_uid if state and state.uidvalidity == validity else 0
+    if state and state.uidvalidity != validity:
+        log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
+    known = lambda uid: ctx.journal.known_copy(folder, validity, uid)  # noqa: E731
+    for fetched in box.fetch_new(folder, after, ctx.config.policy.start_date, known):
+        if ctx.stop():
+            break
+        try:
+            _intake_one(ctx, fetched, poll_id)
+        except Exception as exc:  # one bad message never stops a poll
+            log.exception("message %s UID %s failed", folder, fetched.uid)
+            try:
+                _intake_failed(ctx, fetched, poll_id, exc)
+            except Exception as again:
+                # Not even recorded: stop this folder here so the UID is not passed.
+                report.problems.append(
+                    f"{folder} UID {fetched.uid}: could not be recorded ({again}); "
+                    f"{folder} is read again from here at the next poll"
+                )
+                break
+            report.problems.append(
+                f"{folder} UID {fetched.uid}: could not be handled ({exc}); flagged for review"
+            )
+        ctx.progress(folder, fetched.left)
 
 
 def _is_duplicate(known_folder: str, known_validity: int, fetched: Fetched, junk: str | None) -> bool:
@@ -644,11 +688,20 @@ def _results(ctx: Context, report: PollReport) -> None:
 
 
 def _apply_actions(ctx: Context, report: PollReport) -> None:
+    failed = _with_reconnect(ctx, "marking and moving mail", lambda: _apply_pending(ctx, report))
+    if failed:
+        report.problems.append(f"marking and moving mail failed ({failed}); retried next poll")
+
+
+def _apply_pending(ctx: Context, report: PollReport) -> None:
     journal = ctx.journal
     for row in journal.pending_actions():
         try:
             done = ctx.mailbox.apply(row["folder"], row["uidvalidity"], row["uid"],
                                      row["action"], row["target"])
+        except CONNECTION_LOST as exc:
+            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
+            raise
         except NETWORK_ERRORS as exc:
             journal.mark_action(row["id"], ctx.clock(), error=str(exc))
             report.problems.append(
@@ -658,6 +711,30 @@ def _apply_actions(ctx: Context, report: PollReport) -> None:
         if not done:
             log.info("%s UID %s is gone; %s skipped", row["folder"], row["uid"], row["action"])
         journal.mark_action(row["id"], ctx.clock())
+
+
+def alert_admin(journal: Journal, config: Config, transport: Transport, now: datetime,
+                lines: list[str]) -> None:
+    """Tell agency.admin_email what needs a person, at most once a day."""
+    to = config.agency.admin_email
+    if not to or not lines or journal.get_meta("admin_alerted") == now.date().isoformat():
+        return
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = config.agency.email
+    msg["To"] = to
+    msg["Subject"] = "saraban-mail: ต้องดำเนินการ / action needed"
+    msg["Date"] = now
+    msg["Message-ID"] = make_msgid(domain=config.agency.domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(["saraban-mail needs a person:", "", *(f"- {line}" for line in lines),
+                               "", "saraban-mail status / saraban-mail check show more."]))
+    try:
+        sent = transport.send_all(config.agency.email, [Outgoing(0, to, msg.as_bytes())])
+    except SendError as exc:
+        log.warning("cannot tell the administrator: %s", exc)
+        return
+    if sent and sent[0].ok:
+        journal.set_meta("admin_alerted", now.date().isoformat())
 
 
 # -- output -----------------------------------------------------------------------------

@@ -5,20 +5,28 @@ A transport only delivers bytes; what to send and when is the pipeline's busines
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import logging
 import os
 import ssl
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
 
 from saraban_mail.config import Smtp
-from saraban_mail.errors import SendError
+from saraban_mail.errors import SendError, SendLoginRefused
+
+if TYPE_CHECKING:
+    from saraban_mail.oauth import Tokens
+
+log = logging.getLogger("saraban_mail")
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,12 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    def __init__(self, settings: Smtp) -> None:
-        self.s = settings
+    """Sends over one connection; a connection that cannot be made or drops is tried again
+    after each of `delays` seconds, continuing with the message that was in hand."""
+
+    def __init__(self, settings: Smtp, tokens: Tokens | None = None,
+                 delays: Sequence[float] = ()) -> None:
+        self.s, self.tokens, self.delays = settings, tokens, list(delays)
 
     def send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
         return asyncio.run(self._send_all(sender, mails)) if mails else []
@@ -68,17 +80,66 @@ class SmtpTransport:
         )
         try:
             await client.connect()
-            if s.username:
-                await client.login(s.username, s.secret())
+            await self._login(client)
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise SendError(f"SMTP server {s.host} refused the login for '{s.username}'") from exc
+            refused = f"SMTP server {s.host} refused the login for '{s.username}'"
+            if self.tokens is not None:
+                self.tokens.failed(f"{refused} ({s.auth})")
+            raise SendLoginRefused(refused) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SendError(f"cannot reach SMTP server {s.host}:{s.port}: {exc}") from exc
         return client
 
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        s = self.s
+        if not s.username:
+            return
+        if s.auth == "password" or self.tokens is None:
+            await client.login(s.username, s.secret())
+            return
+        for fresh in (False, True):  # a cached access token may have been revoked: renew once
+            token = self.tokens.access_token(fresh=fresh)
+            try:
+                if s.auth == "oauthbearer":
+                    await _oauthbearer(client, s.username, token)
+                else:
+                    await client.auth_xoauth2(s.username, token)
+                self.tokens.succeeded()
+                return
+            except aiosmtplib.SMTPAuthenticationError:
+                if fresh:
+                    raise
+
     async def _send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
+        results: list[Result] = []
+        waits = iter(self.delays)
+        while True:
+            done = len(results)
+            try:
+                await self._send_some(sender, mails[done:], results)
+            except SendLoginRefused:
+                raise
+            except SendError as exc:
+                wait = next(waits, None)
+                if wait is None:
+                    if results:  # part went: report the rest as waiting, not the server as down
+                        return results
+                    raise
+                log.warning("%s; trying again in %g s", exc, wait)
+                await asyncio.sleep(wait)
+                continue
+            if len(results) == len(mails) or results[-1].ok or results[-1].permanent:
+                return results
+            # The connection dropped in the middle: try the message in hand again.
+            wait = next(waits, None)
+            if wait is None:
+                return results
+            log.warning("SMTP connection lost (%s); trying again in %g s", results[-1].error, wait)
+            results.pop()
+            await asyncio.sleep(wait)
+
+    async def _send_some(self, sender: str, mails: list[Outgoing], results: list[Result]) -> None:
         client = await self._connect()
-        results = []
         try:
             for mail in mails:
                 try:
@@ -87,15 +148,29 @@ class SmtpTransport:
                 except aiosmtplib.SMTPResponseException as exc:
                     results.append(Result(mail.id, False, exc.code >= 500,
                                           f"{exc.code} {exc.message}"))
+                    if exc.code in (421, -1):  # the server closes the connection
+                        results[-1] = Result(mail.id, False, False, results[-1].error)
+                        return
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     results.append(Result(mail.id, False, True, str(exc)))
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     results.append(Result(mail.id, False, False, str(exc)))
-                    break  # the connection is gone: the rest waits for the next poll
+                    return  # the connection is gone
         finally:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.quit()
-        return results
+
+
+async def _oauthbearer(client: aiosmtplib.SMTP, user: str, token: str) -> None:
+    """SASL OAUTHBEARER (RFC 7628), which aiosmtplib does not offer by name."""
+    identity = user.replace("=", "=3D").replace(",", "=2C")
+    payload = f"n,a={identity},\x01auth=Bearer {token}\x01\x01".encode()
+    response = await client.execute_command(b"AUTH", b"OAUTHBEARER",
+                                            base64.b64encode(payload))
+    if response.code == 334:  # an error in a challenge: answer with ^A to get the final code
+        response = await client.execute_command(base64.b64encode(b"\x01"))
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
 
 
 class PickupTransport:
@@ -119,7 +194,8 @@ class PickupTransport:
         return results
 
 
-def transport_for(settings: Smtp) -> Transport:
+def transport_for(settings: Smtp, tokens: Tokens | None = None,
+                  delays: Sequence[float] = ()) -> Transport:
     return PickupTransport(settings.pickup_dir) if settings.transport == "pickup" else (
-        SmtpTransport(settings)
+        SmtpTransport(settings, tokens, delays)
     )

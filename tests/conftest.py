@@ -75,6 +75,9 @@ host = "127.0.0.1"
 port = {smtp_port}
 security = "plain"
 
+[network]
+retry_delays = [0.2, 0.5]
+
 [staff]
 addresses = ["somsri.staff@gmail.com"]
 """
