@@ -196,7 +196,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 class ProgressBars:
-    """One bar per folder on a terminal, shown only when reading takes more than a moment."""
+    """One bar per folder on a terminal, for a backlog of BACKLOG messages or more."""
+
+    BACKLOG = 50
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -205,20 +207,28 @@ class ProgressBars:
     def update(self, folder: str, left: int) -> None:
         if not self.enabled:
             return
-        bar = self.bars.get(folder)
-        if bar is None:
+        if folder not in self.bars:
+            if left + 1 < self.BACKLOG:
+                self.bars[folder] = None
+                return
+            import shutil
+
             from tqdm import tqdm
 
-            bar = self.bars[folder] = tqdm(total=left + 1, desc=folder, unit="msg", delay=1.0,
-                                           leave=False)
-        bar.update(1)
+            # A terminal that reports no size (a serial console) still gets a bar.
+            size = shutil.get_terminal_size()
+            self.bars[folder] = tqdm(total=left + 1, desc=folder, unit="msg", ncols=size.columns,
+                                     nrows=size.lines)
+        if self.bars[folder] is not None:
+            self.bars[folder].update(1)
 
     def __enter__(self) -> ProgressBars:
         return self
 
     def __exit__(self, *_: object) -> None:
         for bar in self.bars.values():
-            bar.close()
+            if bar is not None:
+                bar.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -374,7 +384,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not os.access(probe, os.W_OK):
         warnings.append(f"the register folder {register_dir} is not writable")
     data = config.paths.data_dir
-    if data.exists() and data.stat().st_mode & 0o077:
+    # Windows has no such mode bits: there the folder's ACL is the administrator's to set.
+    if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:
         warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
     warnings += oauth.warnings(config, now())
     for warning in warnings:

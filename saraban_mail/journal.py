@@ -5,6 +5,7 @@ the workbook and the SMTP server are only ever changed after the journal says so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -116,8 +117,10 @@ def single_instance(data_dir: Path) -> Iterator[None]:
         try:
             _lock(handle)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = "another process"
+            with contextlib.suppress(OSError):  # Windows refuses to read a locked byte
+                handle.seek(0)
+                holder = handle.read().strip() or holder
             raise SarabanError(f"another poll is running ({holder}); try again later") from None
         handle.seek(0)
         handle.truncate()
@@ -132,6 +135,7 @@ def _lock(handle: Any) -> None:
     if sys.platform == "win32":  # pragma: no cover - Windows
         import msvcrt
 
+        handle.seek(0)  # every process locks the same first byte ("a+" starts at the end)
         msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
     else:
         import fcntl

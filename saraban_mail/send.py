@@ -163,6 +163,8 @@ class SmtpTransport:
 
 async def _oauthbearer(client: aiosmtplib.SMTP, user: str, token: str) -> None:
     """SASL OAUTHBEARER (RFC 7628), which aiosmtplib does not offer by name."""
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
     identity = user.replace("=", "=3D").replace(",", "=2C")
     payload = f"n,a={identity},\x01auth=Bearer {token}\x01\x01".encode()
     response = await client.execute_command(b"AUTH", b"OAUTHBEARER",

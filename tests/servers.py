@@ -5,18 +5,23 @@ Dovecot runs from a temporary config; as root its mail processes run as the
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import AuthResult, Envelope
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "secret-pw"
@@ -83,7 +88,9 @@ def dovecot_available() -> bool:
     return os.path.exists(DOVECOT)
 
 
-def start_dovecot() -> Dovecot:
+def start_dovecot(introspection_url: str = "") -> Dovecot:
+    """Dovecot with passwords; with introspection_url also XOAUTH2 and OAUTHBEARER, each
+    token checked at that endpoint (RFC 7662) as Dovecot's oauth2 passdb does."""
     import trustme
 
     root = Path(tempfile.mkdtemp(prefix="saraban-dovecot-"))
@@ -105,6 +112,21 @@ def start_dovecot() -> Dovecot:
     users = "".join(f"user{i}@test.example:{{PLAIN}}{PASSWORD}::::::\n" for i in range(1, USERS))
     (root / "passwd").write_text(users)
     port, tls_port = free_port(), free_port()
+    mechanisms, oauth_passdb = "plain login", ""
+    if introspection_url:
+        mechanisms += " xoauth2 oauthbearer"
+        (root / "oauth2.conf.ext").write_text(f"""introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+""")
+        oauth_passdb = f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}"""
     (root / "dovecot.conf").write_text(f"""
 protocols = imap
 listen = 127.0.0.1
@@ -115,14 +137,16 @@ ssl = yes
 ssl_cert = <{root}/server.pem
 ssl_key = <{root}/server.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_internal_user = {internal}
 default_login_user = {login}
 first_valid_uid = 0
 first_valid_gid = 0
 mail_location = maildir:{mail}/%u
+{oauth_passdb}
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
 userdb {{
@@ -168,6 +192,9 @@ class SmtpSink:
 
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refuse: str = ""
+    # With a token checker: AUTH XOAUTH2 and OAUTHBEARER, required before sending.
+    token_ok: Callable[[str], bool] | None = None
+    logins: list[str] = field(default_factory=list)
 
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:
         if self.refuse:
@@ -175,9 +202,75 @@ class SmtpSink:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 
+    def _bearer(self, mechanism: str, args: list[str]) -> AuthResult:
+        text = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
+        found = re.search(r"\x01auth=Bearer ([^\x01]+)\x01", text)
+        ok = bool(found and self.token_ok and self.token_ok(found.group(1)))
+        if ok:
+            self.logins.append(mechanism)
+        return AuthResult(success=ok)
 
-def start_smtp() -> tuple[Controller, SmtpSink]:
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    async def auth_XOAUTH2(self, server, args: list[str]) -> AuthResult:  # noqa: N802
+        return self._bearer("XOAUTH2", args)
+
+    async def auth_OAUTHBEARER(self, server, args: list[str]) -> AuthResult:  # noqa: N802
+        return self._bearer("OAUTHBEARER", args)
+
+
+def start_smtp(token_ok: Callable[[str], bool] | None = None) -> tuple[Controller, SmtpSink]:
+    sink = SmtpSink(token_ok=token_ok)
+    extra = {"auth_required": True, "auth_require_tls": False} if token_ok else {}
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(), **extra)
     controller.start()
     return controller, sink
+
+
+class CuttingProxy:
+    """A TCP relay to a loopback port that cuts the first `cuts` connections once more
+    than `after` bytes went one way ("down": server to client, "up": client to server),
+    as a dropped office network or a restarted server would."""
+
+    def __init__(self, target_port: int, after: int, direction: str = "down", cuts: int = 1):
+        self.target, self.after, self.direction, self.cuts = target_port, after, direction, cuts
+        self.cut = 0
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            cutting = self.cuts > 0
+            self.cuts -= cutting
+            sent = [0]
+            for src, dst, way in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(target=self._pump, daemon=True, args=(
+                    src, dst, cutting and way == self.direction, sent, (client, upstream))).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, counting: bool, sent: list[int],
+              pair: tuple[socket.socket, socket.socket]) -> None:
+        try:
+            while data := src.recv(65536):
+                if counting and sent[0] + len(data) > self.after:
+                    dst.sendall(data[:max(self.after - sent[0], 0)])
+                    self.cut += 1
+                    break
+                sent[0] += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in pair:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()

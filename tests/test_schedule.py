@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,6 +81,45 @@ def test_the_daemon_catches_up_at_start_and_stops_cleanly_on_sigterm(office, dov
     assert records(run_poll(office, "--json")) == []  # consistent: nothing left half-done
 
 
+def test_sigterm_in_the_middle_of_a_poll_stops_cleanly_and_loses_nothing(office, dovecot,
+                                                                         imap_account, smtp):
+    import sqlite3
+
+    from tests.test_service_e2e import citizen_request
+
+    for n in range(80):
+        deliver(dovecot, imap_account, "INBOX", *citizen_request(n, padding=2000))
+    env = cli_env(SARABAN_NOW="2026-11-23T09:10:00+07:00")
+    daemon = subprocess.Popen([sys.executable, "-m", "saraban_mail", "run", "--config",
+                               str(office)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    journal = office.parent / "data" / "journal.sqlite3"
+    seen = 0
+    try:
+        deadline = clock.monotonic() + 60
+        while clock.monotonic() < deadline and seen < 3:
+            clock.sleep(0.02)
+            if journal.exists():
+                with contextlib.suppress(sqlite3.Error):
+                    db = sqlite3.connect(journal, timeout=0.1)
+                    seen = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+                    db.close()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "stopping" in err and "Traceback" not in err
+    db = sqlite3.connect(journal)
+    taken = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    db.close()
+    assert 3 <= taken < 80, "SIGTERM came too late to be in the middle of the poll"
+    rest = run_poll(office, "--json")  # the next poll finishes the work, once
+    assert rest.returncode == 0, rest.stderr
+    assert len(records(rest)) == 80 - taken
+    acks = sorted(r for _, rcpts, _ in smtp.messages for r in rcpts)
+    assert acks == sorted(f"citizen{n}@gmail.com" for n in range(80))
+
+
 def test_check_says_what_is_wrong(office, dovecot, imap_account, smtp, monkeypatch):
     ok = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
                         capture_output=True, text=True, env=os.environ.copy())
@@ -94,6 +134,11 @@ def test_check_says_what_is_wrong(office, dovecot, imap_account, smtp, monkeypat
     wrong = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
                             str(office)], capture_output=True, text=True, env=os.environ.copy())
     assert wrong.returncode == 2 and "'Nope' named in the config does not exist" in wrong.stderr
+    password = subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
+        capture_output=True, text=True, env=dict(os.environ, SARABAN_IMAP__PASSWORD="Wr0ng-Pa55"))
+    assert password.returncode == 2 and "refused the login" in password.stderr
+    assert "Wr0ng-Pa55" not in password.stderr + password.stdout  # the password is never shown
     office.write_text("[imap\nport = 1\n")
     broken = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
                              str(office)], capture_output=True, text=True, env=os.environ.copy())
