@@ -479,6 +479,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_some(lines: list[str], shown: int = 5) -> None:
+    """Keep status to one screen: the first few, and how many more (--json lists all)."""
+    for line in lines[:shown]:
+        print(f"  {line}")
+    if len(lines) > shown:
+        print(f"  ... and {len(lines) - shown} more (status --json lists them all)")
+
+
 def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
     last, failure = status["last_poll"], status["last_failure"]
     if last:
@@ -500,11 +508,11 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
         print(f"  {why}")
     acks = status["acknowledgements"]
     print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
-    for item in acks["due"] + acks["late"]:
-        print(f"  {item['receipt']}  due {item['due']}  sent {item['sent'] or '-'}")
+    _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
+                 for item in acks["due"] + acks["late"]])
     print(f"matters by state: {status['matters']['by_state']}")
-    for item in status["matters"]["waiting"]:
-        print(f"  {item['receipt']}  {item['state']}: waiting for {item['waiting_for']}")
+    _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
+                 for item in status["matters"]["waiting"]])
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:

@@ -120,6 +120,30 @@ def test_sigterm_in_the_middle_of_a_poll_stops_cleanly_and_loses_nothing(office,
     assert acks == sorted(f"citizen{n}@gmail.com" for n in range(80))
 
 
+def test_sighup_reloads_and_an_invalid_new_config_keeps_the_old_one(office, dovecot, smtp):
+    env = cli_env(SARABAN_NOW="2026-11-23T09:10:00+07:00")
+    daemon = subprocess.Popen([sys.executable, "-m", "saraban_mail", "run", "--config",
+                               str(office)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    good = office.read_text()
+    try:
+        clock.sleep(3)  # the daemon is up and has done its catch-up poll
+        office.write_text(good + "\n[schedule]\ntimes = [\"25:99\"]\n")
+        daemon.send_signal(signal.SIGHUP)
+        clock.sleep(1.5)
+        office.write_text(good + '\n[schedule]\ntimes = ["08:30", "16:00"]\n')
+        daemon.send_signal(signal.SIGHUP)
+        clock.sleep(1.5)
+        assert daemon.poll() is None, "the daemon exited on a reload"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    refused = err.index("new configuration refused, keeping the old one")
+    assert "schedule.times" in err[refused:].splitlines()[0]
+    assert err.index("configuration and rules reloaded") > refused
+
+
 def test_check_says_what_is_wrong(office, dovecot, imap_account, smtp, monkeypatch):
     ok = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
                         capture_output=True, text=True, env=os.environ.copy())
