@@ -85,12 +85,13 @@ def open_mailbox(config: Config, tokens: Tokens | None = None, *, retry: bool = 
                  sleep: Callable[[float], None] = time.sleep) -> Mailbox:
     """Connect and log in; an unreachable server is tried again after each of
     network.retry_delays (a refused login is not: it would only lock the account)."""
+    limit = int(config.policy.max_message_mb * 2**20)
     if config.mailbox.backend == "maildir":
-        return MaildirMailbox(config.mailbox.maildir)
+        return MaildirMailbox(config.mailbox.maildir, limit)
     waits = iter(config.network.retry_delays if retry else [])
     while True:
         try:
-            return ImapMailbox(config.imap, tokens)
+            return ImapMailbox(config.imap, tokens, limit)
         except LoginRefused:
             raise
         except MailboxError as exc:

@@ -142,6 +142,9 @@ class Policy(_Section):
     start_date: date | None = None
     spam_action: Literal["trash", "delete"] = "trash"
     max_replies_per_sender_per_day: int = Field(default=5, ge=0)
+    # A message larger than this is not downloaded: its header is, and it is flagged for a
+    # clerk to read in the mail program (memory stays bounded: see tests/RELIABILITY.md).
+    max_message_mb: float = Field(default=40.0, gt=0)
 
 
 class Replies(_Section):

@@ -49,6 +49,9 @@ class Fetched:
     received_at: datetime  # INTERNALDATE (IMAP) or delivery time (Maildir)
     raw: bytes
     left: int = 0  # messages still to come from this folder in this fetch
+    # Larger than the limit: raw holds the header only; size is the whole message's.
+    truncated: bool = False
+    size: int = 0
 
 
 class Mailbox(Protocol):
@@ -106,8 +109,9 @@ class ImapMailbox:
     """IMAP via imapclient. Messages are read with BODY.PEEK, so nothing is marked
     read until it has been handled."""
 
-    def __init__(self, settings: Imap, tokens: Tokens | None = None) -> None:
-        self.settings, self.tokens = settings, tokens
+    def __init__(self, settings: Imap, tokens: Tokens | None = None,
+                 max_bytes: int | None = None) -> None:
+        self.settings, self.tokens, self.max_bytes = settings, tokens, max_bytes
         self.client = self._connect(settings, tokens)
         self._selected: tuple[str, bool] | None = None
         self._validity = 0
@@ -177,9 +181,21 @@ class ImapMailbox:
             criteria += ["SINCE", since]
         # "n:*" always matches the highest UID, even below n: filter again.
         uids = sorted(u for u in self.client.search(criteria) if u > after_uid and not skip(u))
+        sizes: dict[int, int] = {}
+        if uids and self.max_bytes:
+            sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in
+                     self.client.fetch(uids, [b"RFC822.SIZE"]).items()}
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start:start + FETCH_BATCH]
-            response = self.client.fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
+            huge = {u for u in batch if self.max_bytes and sizes.get(u, 0) > self.max_bytes}
+            response = {}
+            if len(huge) < len(batch):
+                response = self.client.fetch([u for u in batch if u not in huge],
+                                             [b"BODY.PEEK[]", b"INTERNALDATE"])
+            if huge:
+                response.update({u: {b"BODY[]": d.get(b"BODY[HEADER]", b""), **d} for u, d in
+                                 self.client.fetch(sorted(huge), [b"BODY.PEEK[HEADER]",
+                                                                  b"INTERNALDATE"]).items()})
             for uid in batch:
                 data = response.get(uid)
                 if not data or b"BODY[]" not in data:
@@ -190,7 +206,9 @@ class ImapMailbox:
                 if since and received.date() < since:
                     continue
                 left = len(uids) - uids.index(uid, start) - 1
-                yield Fetched(folder, uidvalidity, uid, received, bytes(data[b"BODY[]"]), left)
+                raw = bytes(data[b"BODY[]"])
+                yield Fetched(folder, uidvalidity, uid, received, raw, left, uid in huge,
+                              sizes.get(uid, len(raw)))
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         if self._selected != (folder, False):
@@ -237,7 +255,8 @@ class MaildirMailbox:
 
     UIDVALIDITY is 0 and the UID is the Maildir key; delivery time is the file's mtime."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
         root.mkdir(parents=True, exist_ok=True)
         self.root = stdlib_mailbox.Maildir(root, create=True)
         existing = set(self.root.list_folders())
@@ -266,7 +285,13 @@ class MaildirMailbox:
                 continue
             entries.append((received, key))
         for index, (received, key) in enumerate(sorted(entries)):
-            yield Fetched(folder, 0, key, received, box.get_bytes(key), len(entries) - index - 1)
+            raw = box.get_bytes(key)
+            size, huge = len(raw), bool(self.max_bytes and len(raw) > self.max_bytes)
+            if huge:
+                end = raw.find(b"\r\n\r\n")
+                end = raw.find(b"\n\n") if end < 0 else end
+                raw = raw[:end + 2] if end >= 0 else raw[:65536]
+            yield Fetched(folder, 0, key, received, raw, len(entries) - index - 1, huge, size)
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         box = self._box(folder)

@@ -11,6 +11,7 @@ import email.errors
 import email.policy
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -218,23 +219,51 @@ def body_text(msg: EmailMessage) -> str:
     return "\n\n".join(texts)
 
 
-def _messages(msg: EmailMessage, depth: int = 0) -> list[EmailMessage]:
-    found = [msg]
-    if depth > 5:
-        return found
-    for part in msg.walk():
-        if part.get_content_type() == "message/rfc822" and part is not msg:
-            inner = part.get_payload()
-            inner = inner[0] if isinstance(inner, list) and inner else inner
-            if isinstance(inner, EmailMessage):
-                found.extend(_messages(inner, depth + 1)[:10])
+MAX_FORWARDED, MAX_DEPTH = 10, 5
+
+
+def _messages(msg: EmailMessage) -> list[EmailMessage]:
+    """The mail and the mails forwarded inside it (message/rfc822), outermost first: at
+    most MAX_FORWARDED of them, MAX_DEPTH levels deep, each part looked at once."""
+    found: list[EmailMessage] = []
+    queue: list[tuple[EmailMessage, int]] = [(msg, 0)]
+    while queue and len(found) < MAX_FORWARDED:
+        current, depth = queue.pop(0)
+        found.append(current)
+        if depth >= MAX_DEPTH:
+            continue
+        for part in _walk(current, forwarded=False):
+            if part.get_content_type() == "message/rfc822" and part is not current:
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                if isinstance(inner, EmailMessage):
+                    queue.append((inner, depth + 1))
     return found
+
+
+MAX_PARTS = 1_000  # parts looked at in one mail; a real request has a handful
+
+
+def _walk(msg: Message, forwarded: bool) -> Iterator[Message]:
+    """Message.walk() as a loop rather than recursion, so a thousand nested multiparts
+    cost no stack, and capped at MAX_PARTS; forwarded=False stays out of the mails
+    forwarded inside (message/rfc822)."""
+    stack, seen = [msg], 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        yield part
+        if not forwarded and part is not msg and part.get_content_type() == "message/rfc822":
+            continue
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(p for p in reversed(payload) if isinstance(p, Message))
 
 
 def _parts(msg: EmailMessage) -> tuple[list[Attachment], list[Forwarded]]:
     attachments: list[Attachment] = []
     forwarded: list[Forwarded] = []
-    for part in msg.walk():
+    for part in _walk(msg, forwarded=True):
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()

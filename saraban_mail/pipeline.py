@@ -196,7 +196,12 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
                                    "seen")
             journal.advance(fetched.folder, fetched.uidvalidity, fetched.uid)
         return
-    decision = classify(mail, ctx.rules, _identity(ctx.config))
+    if fetched.truncated:  # only its header was read: a person reads the rest
+        decision = Decision(Category.NEEDS_REVIEW, "too_large", (
+            f"{fetched.size / 2**20:.1f} MB, larger than policy.max_message_mb "
+            f"({ctx.config.policy.max_message_mb:g}): read it in the mail program"))
+    else:
+        decision = classify(mail, ctx.rules, _identity(ctx.config))
     record = _record(ctx, fetched, mail, decision)
     if decision.category.registered:
         related = matters.related_receipt(mail, decision.requester, journal)
