@@ -10,7 +10,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from saraban_mail.errors import ConfigError
@@ -54,7 +54,34 @@ def _secret(value: str, file: Path | None) -> str:
 Auth = Literal["password", "xoauth2", "oauthbearer"]
 
 
-class Imap(_Section):
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(_Section):
+    """What IMAP and SMTP share: refuse to send a password in the clear over a network."""
+
+    host: str = ""
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    # Plain (unencrypted) connections are refused to anything but this computer unless set.
+    allow_plaintext: bool = False
+
+    @model_validator(mode="after")
+    def _encrypted_unless_loopback(self):
+        if self.security == "plain" and not self.allow_plaintext and not _loopback(self.host):
+            raise ValueError(f"security = \"plain\" would send the password unencrypted to "
+                             f"{self.host}: use tls or starttls (or set allow_plaintext = true)")
+        return self
+
+
+class Imap(_Server):
     host: str = "imap.mail.go.th"
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
@@ -75,7 +102,7 @@ class Imap(_Section):
         return _secret(self.password, self.password_file)
 
 
-class Smtp(_Section):
+class Smtp(_Server):
     transport: Literal["smtp", "pickup"] = "smtp"
     host: str = "smtp.mail.go.th"
     port: int = 25
@@ -274,7 +301,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {key}: {message}") from None
     config = Config.model_validate(loaded.model_dump())
     return _resolve_paths(config, path.parent)
 

@@ -104,6 +104,17 @@ class Known:
     uid: str
 
 
+def private_dir(folder: Path) -> None:
+    """Create folder and any missing parent readable by the service user only (0700);
+    Path.mkdir(parents=True, mode=...) gives the mode to the last one only."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
 @contextmanager
 def single_instance(data_dir: Path) -> Iterator[None]:
     """Hold data_dir/poll.lock: two polls at once could fetch and number the same mail.
@@ -112,7 +123,8 @@ def single_instance(data_dir: Path) -> Iterator[None]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    handle = open(data_dir / "poll.lock", "a+")  # noqa: SIM115 - held for the whole poll
+    descriptor = os.open(data_dir / "poll.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    handle = os.fdopen(descriptor, "a+")  # held for the whole poll
     try:
         try:
             _lock(handle)

@@ -21,7 +21,7 @@ import openpyxl
 from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
-from saraban_mail.journal import Journal
+from saraban_mail.journal import Journal, private_dir
 from saraban_mail.parse import Incoming
 from saraban_mail.register import INCOMING, Look, annotate_rows, incoming_path, save_atomically
 from saraban_mail.replies import Envelope, Templates, build
@@ -172,7 +172,7 @@ def verify_identity(journal: Journal, config: Config, year: int, number: int, me
     for path in evidence:
         if not path.is_file():
             raise MatterError(f"evidence file {path} does not exist")
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)
     os.chmod(folder, 0o700)
     for path in evidence:
         safe = re.sub(r"[^\w.-]", "_", path.name)

@@ -22,6 +22,7 @@ from typing import Any
 
 from saraban_mail.config import Config, OAuth
 from saraban_mail.errors import LoginRefused, MailboxError
+from saraban_mail.journal import private_dir
 
 TOKEN_FILE = "oauth-token.json"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -50,7 +51,7 @@ class TokenStore:
         return found if isinstance(found, dict) else {}
 
     def save(self, tokens: dict[str, Any]) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".oauth-", suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp makes it 0600
             json.dump(tokens, out, indent=1)

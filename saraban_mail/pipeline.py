@@ -31,7 +31,7 @@ from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, offi
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
 from saraban_mail.errors import LoginRefused, MailboxError, RegisterError, SendError
-from saraban_mail.journal import Journal
+from saraban_mail.journal import Journal, private_dir
 from saraban_mail.mailbox import Fetched, Mailbox
 from saraban_mail.parse import Incoming, identity_of, parse
 from saraban_mail.register import (
@@ -349,7 +349,7 @@ def safe_filename(name: str) -> str:
 
 
 def _private_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(data)
@@ -588,15 +588,14 @@ def send_queued(journal: Journal, config: Config, transport: Transport, mailbox:
     if pending:
         mails = [Outgoing(r["id"], r["recipient"], r["raw"]) for r in pending]
         try:
-            results = transport.send_all(config.agency.email, mails)
+            results = transport.send_all(config.agency.email, mails,
+                                         on_sent=lambda sent: journal.mark_sent(sent.id, clock()))
         except SendError as exc:
             problems.append(f"{exc}: {len(mails)} message(s) wait in the journal")
             results = []
         for result in results:
             now = clock()
-            if result.ok:
-                journal.mark_sent(result.id, now)
-            else:
+            if not result.ok:
                 journal.mark_send_failed(result.id, result.error,
                                          give_up=now if result.permanent else None)
                 state = "refused for good" if result.permanent else "will be retried"

@@ -13,7 +13,7 @@ import ssl
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -44,9 +44,15 @@ class Result:
     error: str = ""
 
 
+OnSent = Callable[[Result], None]
+
+
 class Transport(Protocol):
-    def send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
-        """Try every mail; raise SendError only when the server cannot be reached."""
+    def send_all(self, sender: str, mails: list[Outgoing],
+                 on_sent: OnSent | None = None) -> list[Result]:
+        """Try every mail; raise SendError only when the server cannot be reached.
+        on_sent is called the moment the server has accepted each mail, so the journal
+        can note it before the next goes: a crash then resends at most the one in hand."""
         ...
 
 
@@ -58,8 +64,9 @@ class SmtpTransport:
                  delays: Sequence[float] = ()) -> None:
         self.s, self.tokens, self.delays = settings, tokens, list(delays)
 
-    def send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
-        return asyncio.run(self._send_all(sender, mails)) if mails else []
+    def send_all(self, sender: str, mails: list[Outgoing],
+                 on_sent: OnSent | None = None) -> list[Result]:
+        return asyncio.run(self._send_all(sender, mails, on_sent)) if mails else []
 
     def check(self) -> str:
         """Connect and log in, send nothing: for `saraban-mail check`."""
@@ -110,13 +117,14 @@ class SmtpTransport:
                 if fresh:
                     raise
 
-    async def _send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
+    async def _send_all(self, sender: str, mails: list[Outgoing],
+                        on_sent: OnSent | None) -> list[Result]:
         results: list[Result] = []
         waits = iter(self.delays)
         while True:
             done = len(results)
             try:
-                await self._send_some(sender, mails[done:], results)
+                await self._send_some(sender, mails[done:], results, on_sent)
             except SendLoginRefused:
                 raise
             except SendError as exc:
@@ -138,13 +146,16 @@ class SmtpTransport:
             results.pop()
             await asyncio.sleep(wait)
 
-    async def _send_some(self, sender: str, mails: list[Outgoing], results: list[Result]) -> None:
+    async def _send_some(self, sender: str, mails: list[Outgoing], results: list[Result],
+                         on_sent: OnSent | None) -> None:
         client = await self._connect()
         try:
             for mail in mails:
                 try:
                     await client.sendmail(sender, [mail.recipient], mail.raw)
                     results.append(Result(mail.id, True))
+                    if on_sent is not None:
+                        on_sent(results[-1])
                 except aiosmtplib.SMTPResponseException as exc:
                     results.append(Result(mail.id, False, exc.code >= 500,
                                           f"{exc.code} {exc.message}"))
@@ -181,7 +192,8 @@ class PickupTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send_all(self, sender: str, mails: list[Outgoing]) -> list[Result]:
+    def send_all(self, sender: str, mails: list[Outgoing],
+                 on_sent: OnSent | None = None) -> list[Result]:
         self.folder.mkdir(parents=True, exist_ok=True)
         results = []
         for mail in mails:
@@ -193,6 +205,8 @@ class PickupTransport:
                 out.write(mail.raw)
             os.replace(temp, target)
             results.append(Result(mail.id, True))
+            if on_sent is not None:
+                on_sent(results[-1])
         return results
 
 

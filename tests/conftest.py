@@ -14,6 +14,23 @@ from tests.servers import PASSWORD, Dovecot, dovecot_available, start_dovecot, s
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+SECRETS = (PASSWORD, "Wr0ng-Pa55", "smtp-S3cret")  # every password the suite hands the service
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_left_behind(tmp_path_factory):
+    """After the whole suite: no file the service wrote (journal, registers, logs, mail,
+    evidence, outputs kept by tests) holds a test password."""
+    yield
+    leaks = []
+    for path in tmp_path_factory.getbasetemp().rglob("*"):
+        if not path.is_file() or path.stat().st_size > 64 * 2**20:
+            continue
+        data = path.read_bytes()
+        leaks += [f"{path}: {secret}" for secret in SECRETS if secret.encode() in data]
+    assert leaks == [], "a password was written to disk:\n" + "\n".join(leaks)
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     if not dovecot_available():

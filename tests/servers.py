@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-PASSWORD = "secret-pw"
+PASSWORD = "S3cret-imap-pw"  # distinctive: the suite greps its outputs for it
 USERS = 80
 
 
