@@ -12,6 +12,7 @@ import email.policy
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -917,6 +918,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except SarabanError as exc:
         print(f"saraban-mail: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (sqlite3.Error, OSError) as exc:  # the disk or the journal gave out mid-way
+        print(f"saraban-mail: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

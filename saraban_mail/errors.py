@@ -27,6 +27,10 @@ class LoginRefused(MailboxError):
     """The IMAP server refused the username or password."""
 
 
+class JournalError(SarabanError):
+    """The journal (data folder) cannot be opened or written: read-only, full, damaged."""
+
+
 class SendError(SarabanError):
     """A message could not be handed to the SMTP server or pickup folder."""
 

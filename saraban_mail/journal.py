@@ -119,11 +119,14 @@ def private_dir(folder: Path) -> None:
 def single_instance(data_dir: Path) -> Iterator[None]:
     """Hold data_dir/poll.lock: two polls at once could fetch and number the same mail.
     An OS lock, so a crashed poll never leaves it behind."""
-    from saraban_mail.errors import SarabanError
+    from saraban_mail.errors import JournalError, SarabanError
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
-    descriptor = os.open(data_dir / "poll.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        descriptor = os.open(data_dir / "poll.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot use the data folder {data_dir}: {exc.strerror or exc}") from None
     handle = os.fdopen(descriptor, "a+")  # held for the whole poll
     try:
         try:
@@ -168,17 +171,24 @@ class Journal:
     @classmethod
     def open(cls, data_dir: Path) -> Journal:
         """Open (creating) data_dir/journal.sqlite3, private to the service user."""
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(data_dir, 0o700)
+        from saraban_mail.errors import JournalError
+
         path = data_dir / "journal.sqlite3"
-        connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-        os.chmod(path, 0o600)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        # Erased data (a sent PDF password) is overwritten, not left in free pages.
-        connection.execute("PRAGMA secure_delete=ON")
-        return cls(connection)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(data_dir, 0o700)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            os.chmod(path, 0o600)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            # Erased data (a sent PDF password) is overwritten, not left in free pages.
+            connection.execute("PRAGMA secure_delete=ON")
+            return cls(connection)
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc.strerror or exc}") from None
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     @classmethod
     def scratch(cls, data_dir: Path) -> Journal:

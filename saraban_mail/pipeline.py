@@ -672,10 +672,15 @@ def _housekeeping(ctx: Context, report: PollReport) -> None:
     today = ctx.clock().astimezone(ctx.calendar.tz).date().isoformat()
     if ctx.journal.get_meta("housekeeping") == today:
         return
-    for finding in matters.housekeeping(
-        ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
-        lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
-    ):
+    try:
+        findings = matters.housekeeping(
+            ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
+            lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
+        )
+    except RegisterError as exc:  # the disposal list could not be saved: again next poll
+        report.problems.append(f"daily follow-up: {exc}; tried again at the next poll")
+        return
+    for finding in findings:
         log.warning("matter %d/%d: %s", finding.number, finding.year, finding.text)
     ctx.journal.set_meta("housekeeping", today)
 

@@ -6,10 +6,12 @@ writes while the file is open, and saves atomically keeping the last backups."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import zipfile
@@ -611,24 +613,37 @@ def _extend_print_area(sheet: Worksheet, last_row: int, existed: bool) -> None:
 
 def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
     """Temporary file in the same folder, fsync, backup of the previous version, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".saving-", suffix=".xlsx")
-    os.close(handle)
+    failure = ""
+    temp = ""
+    previous = sys.unraisablehook
+    # A workbook that fails half-written (disk full) leaves openpyxl's archive open; freed
+    # later, it fails to close again and Python would print that as a second traceback.
+    sys.unraisablehook = lambda _: None
     try:
-        book.save(temp)
-        with open(temp, "rb") as saved:
-            os.fsync(saved.fileno())
-        if path.exists() and backups > 0:
-            _backup(path, backups)
-        os.replace(temp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise RegisterError(f"cannot save register {path.name}: {exc.strerror or exc}") from exc
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".saving-", suffix=".xlsx")
+            os.close(handle)
+            book.save(temp)
+            with open(temp, "rb") as saved:
+                os.fsync(saved.fileno())
+            if path.exists() and backups > 0:
+                _backup(path, backups)
+            os.replace(temp, path)
+            directory = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            failure = exc.strerror or str(exc)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    if failure:
+        if temp:
+            Path(temp).unlink(missing_ok=True)
+        raise RegisterError(f"cannot save register {path.name}: {failure}")
 
 
 def _backup(path: Path, keep: int) -> None:

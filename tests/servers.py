@@ -5,12 +5,14 @@ Dovecot runs from a temporary config; as root its mail processes run as the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -63,17 +65,21 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
+        """Stop Dovecot and every process it started, as a service manager would: open
+        IMAP sessions end too (stopping the master alone leaves them running)."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         try:
             wait_for_port(self.port)
@@ -192,11 +198,15 @@ class SmtpSink:
 
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     refuse: str = ""
+    hang: float = 0.0  # seconds to sit on DATA, then answer 451 (a server that hangs)
     # With a token checker: AUTH XOAUTH2 and OAUTHBEARER, required before sending.
     token_ok: Callable[[str], bool] | None = None
     logins: list[str] = field(default_factory=list)
 
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:
+        if self.hang:
+            await asyncio.sleep(self.hang)
+            return "451 4.4.2 timed out"
         if self.refuse:
             return self.refuse
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
@@ -230,8 +240,12 @@ class CuttingProxy:
     than `after` bytes went one way ("down": server to client, "up": client to server),
     as a dropped office network or a restarted server would."""
 
-    def __init__(self, target_port: int, after: int, direction: str = "down", cuts: int = 1):
+    def __init__(self, target_port: int, after: int = 1 << 62, direction: str = "down",
+                 cuts: int = 1, cut_on: bytes = b""):
         self.target, self.after, self.direction, self.cuts = target_port, after, direction, cuts
+        # Or cut right after forwarding a client command containing these bytes (the server
+        # does it, the client never hears the answer), on every connection until `cuts`.
+        self.cut_on = cut_on
         self.cut = 0
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -250,22 +264,31 @@ class CuttingProxy:
                 return
             self.connections += 1
             upstream = socket.create_connection(("127.0.0.1", self.target))
-            cutting = self.cuts > 0
+            cutting = self.cuts > 0 and not self.cut_on
             self.cuts -= cutting
-            sent = [0]
+            state = {"sent": 0, "dead": False}
             for src, dst, way in ((client, upstream, "up"), (upstream, client, "down")):
                 threading.Thread(target=self._pump, daemon=True, args=(
-                    src, dst, cutting and way == self.direction, sent, (client, upstream))).start()
+                    src, dst, cutting and way == self.direction, state, (client, upstream))).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, counting: bool, sent: list[int],
+    def _pump(self, src: socket.socket, dst: socket.socket, counting: bool, state: dict,
               pair: tuple[socket.socket, socket.socket]) -> None:
         try:
             while data := src.recv(65536):
-                if counting and sent[0] + len(data) > self.after:
-                    dst.sendall(data[:max(self.after - sent[0], 0)])
+                if state["dead"]:
+                    break  # the answer to a cut command never reaches the client
+                if self.cut_on and self.cut_on in data and src is pair[0] and self.cuts > 0:
+                    state["dead"] = True
+                    dst.sendall(data)
+                    self.cuts -= 1
+                    self.cut += 1
+                    time.sleep(0.3)  # the server acts on it before the line goes dead
+                    break
+                if counting and state["sent"] + len(data) > self.after:
+                    dst.sendall(data[:max(self.after - state["sent"], 0)])
                     self.cut += 1
                     break
-                sent[0] += len(data)
+                state["sent"] += len(data)
                 dst.sendall(data)
         except OSError:
             pass
