@@ -5,6 +5,7 @@ names its rule and a human reason so it can be explained afterwards."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -57,6 +58,14 @@ def _header_flag(headers: dict[str, str], name: str) -> str:
     return headers.get(name, "").split(";")[0].strip().lower()
 
 
+# Auto-responders that set none of the headers above still say so in the subject; only a
+# mail that answers another (In-Reply-To/References) is judged by it.
+AUTOREPLY_SUBJECT = re.compile(
+    r"\s*(?:(?:re|aw|sv|fw|fwd)\s*:\s*)*(?:automatic reply|auto[- ]?reply|auto[- ]?response|"
+    r"out of (?:the )?office|autoresponder|ตอบกลับอัตโนมัติ|ตอบอัตโนมัติ)(?![A-Za-z])",
+    re.IGNORECASE)
+
+
 def automated_reason(mail: Incoming) -> tuple[str, str] | None:
     """RFC 3834 and the usual bulk and bounce markers: mail we must never answer."""
     headers = mail.headers
@@ -75,6 +84,8 @@ def automated_reason(mail: Incoming) -> tuple[str, str] | None:
         return "mailing_list", "List-Id header (mailing list)"
     if mail.content_type == "multipart/report" or "x-failed-recipients" in headers:
         return "delivery_report", "delivery status notification"
+    if mail.references and AUTOREPLY_SUBJECT.match(mail.subject):
+        return "autoreply_subject", "an automatic reply (its subject says so) to a mail of ours"
     local = mail.from_addr.partition("@")[0]
     if local in ("mailer-daemon", "postmaster") or (
         not mail.from_addr and headers.get("return-path", "").strip() == "<>"

@@ -621,6 +621,13 @@ class Journal:
             " ORDER BY m.receipt_year, m.receipt_no"
         ).fetchall()
 
+    def answered_with(self, requester: str, text_sha: str) -> bool:
+        """Has this requester already sent these very words in answer to a mail of ours?"""
+        return self.db.execute(
+            "SELECT 1 FROM messages WHERE requester = ? AND json_extract(record, '$.text_sha') = ?"
+            " AND json_extract(record, '$.related_receipt') IS NOT NULL LIMIT 1",
+            (requester, text_sha)).fetchone() is not None
+
     def counts(self, decided: str = "") -> dict[str, int]:
         """Messages per category; decided: only those handled on a day or in a year
         ("2026-11-23", "2026"), by the agency's clock."""

@@ -138,3 +138,14 @@ def test_rules_errors_name_the_file_and_key(tmp_path: Path):
 
 def test_missing_rule_files_fall_back_to_the_shipped_ones(tmp_path: Path):
     assert load_rules(tmp_path).spam == RULES.spam
+
+
+@pytest.mark.parametrize("subject, automated", [
+    ("Automatic reply: ขอข้อมูล", True), ("RE: Out of Office", True),
+    ("ตอบกลับอัตโนมัติ: ขอข้อมูล", True), ("Auto-Reply: x", True),
+    ("Re: ขอข้อมูล", False), ("Automatic replyx", False),
+])
+def test_an_auto_reply_without_headers_is_known_by_its_subject_when_it_answers(subject, automated):
+    answer = decide(mail(subject=subject, In_Reply_To="<ack-1@agency.go.th>"))
+    assert (answer.category == Category.AUTOMATED) is automated
+    assert decide(mail(subject=subject)).category == Category.VALID  # not an answer: a request
