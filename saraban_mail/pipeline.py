@@ -84,17 +84,16 @@ class PollReport:
 def poll(ctx: Context) -> PollReport:
     report = PollReport()
     poll_id = uuid.uuid4().hex
-    _intake(ctx, poll_id, report)
-    _number(ctx, report)
+    stages: list[Callable[[Context, PollReport], None]] = [
+        functools.partial(_intake, poll_id=poll_id), _number]
     if not ctx.dry_run:
-        _write_register(ctx, report)
-        _clerk_instructions(ctx, report)
-        _housekeeping(ctx, report)
-        _send(ctx, report)
-        _results(ctx, report)
-        _apply_actions(ctx, report)
-        alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
-                    oauth.warnings(ctx.config, ctx.clock()))
+        stages += [_write_register, _clerk_instructions, _housekeeping, _send, _results,
+                   _apply_actions, _alert]
+    for stage in stages:
+        started = time.perf_counter()
+        stage(ctx, report)
+        name = getattr(stage, "func", stage).__name__.strip("_")
+        log.info("stage %s: %.3f s", name, time.perf_counter() - started)
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
         ctx.journal.set_meta("last_poll", json.dumps({
@@ -107,7 +106,12 @@ def poll(ctx: Context) -> PollReport:
 # -- 1. intake: fetch, parse, classify, record ------------------------------------------
 
 
-def _intake(ctx: Context, poll_id: str, report: PollReport) -> None:
+def _alert(ctx: Context, report: PollReport) -> None:
+    alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
+                oauth.warnings(ctx.config, ctx.clock()))
+
+
+def _intake(ctx: Context, report: PollReport, poll_id: str) -> None:
     box = ctx.mailbox
     for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
         failed = _with_reconnect(ctx, f"reading {folder}",

@@ -1,0 +1,358 @@
+"""The benchmark: saraban-mail against the physical floor, on the real servers, in one run.
+
+    .venv/bin/python benchmarks/run.py              # the full run (2,000 messages, 20,000 idle)
+    .venv/bin/python benchmarks/run.py --quick      # a smoke test at a tiny size (CI)
+
+It starts Dovecot and an SMTP server as the tests do, fills a mailbox (seeded) with an
+agency's mix of mail, and measures, side by side in this one run:
+  floor     a minimal imapclient script downloading INBOX and Junk (BODY.PEEK[], batches)
+  poll      `saraban-mail poll` over the same mailbox (everything: register, replies, moves)
+  idle      a poll with nothing new, over the mailbox once handled, and once grown
+  register  a poll adding 50 rows to a 20,000-row register, against bare openpyxl load+save
+  startup   `saraban-mail --help` and `status`
+Figures are printed as a Markdown report (--out writes it to a file too)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import PASSWORD, start_dovecot, start_smtp  # noqa: E402
+from tests.test_crash import mailbox_of  # noqa: E402
+
+AGENCY = "saraban@nongtuayang.go.th"
+PEAK = """
+import atexit, sys
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return line.split()[1]
+atexit.register(lambda: open(sys.argv[1], "w").write(hwm()))
+from saraban_mail.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+FLOOR = """
+import sys, imapclient
+client = imapclient.IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False)
+client.login(sys.argv[2], sys.argv[3])
+count = size = 0
+for folder in ("INBOX", "Junk"):
+    client.select_folder(folder, readonly=True)
+    uids = client.search("ALL")
+    for start in range(0, len(uids), 25):
+        for data in client.fetch(uids[start:start + 25], [b"BODY.PEEK[]"]).values():
+            count += 1
+            size += len(data[b"BODY[]"])
+client.logout()
+print(count, size)
+"""
+
+
+class Counter:
+    """A relay to Dovecot counting bytes each way and IMAP commands (tagged lines)."""
+
+    TAG = re.compile(rb"(?m)^[A-P]{4}\d+ ")
+
+    def __init__(self, target: int) -> None:
+        self.target, self.down, self.up, self.commands = target, 0, 0, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def reset(self) -> None:
+        self.down = self.up = self.commands = 0
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upward: bool) -> None:
+        try:
+            while data := src.recv(262144):
+                if upward:
+                    self.up += len(data)
+                    self.commands += len(self.TAG.findall(data))
+                else:
+                    self.down += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def with_attachment(raw: bytes, rng: random.Random, size: int, n: int) -> bytes:
+    """A request carrying a scanned PDF or JPEG of `size` bytes (random content)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"ประชาชน {n} <citizen.attach{n}@gmail.com>"
+    msg["To"] = AGENCY
+    msg["Subject"] = f"ขอยื่นเอกสารประกอบคำขอ {n}"
+    msg["Message-ID"] = f"<bench-attach-{n}@gmail.example>"
+    msg.set_content("ขอยื่นเอกสารประกอบคำขออนุญาตตามที่แนบมาค่ะ")
+    kind = rng.choice([("application", "pdf", b"%PDF-1.7\n"), ("image", "jpeg", b"\xff\xd8\xff\xe0")])
+    data = kind[2] + rng.randbytes(size - len(kind[2]))
+    msg.add_attachment(data, maintype=kind[0], subtype=kind[1], filename=f"scan-{n}.{kind[1][:3]}")
+    return msg.as_bytes()
+
+
+def fill(dovecot, account: str, count: int, seed: int, big_mb: int) -> tuple[int, int]:
+    import imapclient
+
+    rng = random.Random(seed)
+    mail = mailbox_of(count, seed)
+    client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(account, PASSWORD)
+    total = 0
+    for n, (folder, raw, when) in enumerate(mail):
+        if n % 10 == 5:  # 10% carry a PDF or JPEG of 100 KB to 5 MB
+            raw = with_attachment(raw, rng, rng.randint(100_000, 5_000_000), n)
+        if n == 7 and big_mb:
+            raw = with_attachment(raw, rng, big_mb * 2**20, n)
+        client.append(folder, raw, msg_time=when)
+        total += len(raw)
+    client.logout()
+    return len(mail), total
+
+
+def office(folder: Path, port: int, account: str, smtp_port: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.toml"
+    config.write_text(f"""
+[agency]
+name_th = "เทศบาลตำบลหนองตัวอย่าง"
+name_en = "Nong Tua Yang Subdistrict Municipality"
+email = "{AGENCY}"
+[imap]
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{account}"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+[policy]
+max_replies_per_sender_per_day = 100000
+[registers]
+backups = 100000
+""", encoding="utf-8")
+    return config
+
+
+def run_poll(config: Path, env: dict[str, str]) -> dict[str, float]:
+    peak = config.parent / "peak"
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", PEAK, str(peak), "-v", "poll", "--config",
+                             str(config)], capture_output=True, text=True, env=env, timeout=7200)
+    wall = time.perf_counter() - started
+    if result.returncode not in (0, 3):
+        raise SystemExit(f"poll failed: {result.stderr[-2000:]}")
+    stages = {m[0]: float(m[1]) for m in re.findall(r"stage (\w+): ([\d.]+) s", result.stderr)}
+    handled = re.search(r"(\d+) message\(s\) handled", result.stderr)
+    return {"wall": wall, "peak_mb": int(peak.read_text()) / 1024, "stages": stages,
+            "handled": int(handled.group(1)) if handled else 0}
+
+
+def saves(register: Path) -> int:
+    """Workbook saves: each save after the first keeps a backup (backups are unlimited here)."""
+    books = list(register.glob("*.xlsx"))
+    return len(books) + len(list((register / ".backups").glob("*.xlsx")))
+
+
+def timed(command: list[str], env: dict[str, str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def register_case(work: Path, dovecot, smtp, env: dict[str, str], rows: int) -> dict[str, float]:
+    """A poll adding 50 rows to a register already holding `rows` (written by the service's
+    own writer, styled as in use), against a bare openpyxl load + save of that workbook."""
+    import imapclient
+    import openpyxl
+
+    from saraban_mail.config import load_config
+    from saraban_mail.register import INCOMING, append_rows, incoming_path
+    from tests.offices import request
+
+    account = dovecot.account()
+    config = office(work / "register-office", dovecot.port, account, smtp.port)
+    path = incoming_path(load_config(config).paths.register_dir, 2569)
+    append_rows(path, INCOMING, "ทะเบียนหนังสือรับ ปี พ.ศ. 2569", [
+        {"receipt_no": n, "ref": "", "doc_no": f"ที่ {n}/2569", "from": f"ประชาชน {n}",
+         "to": "นายกเทศมนตรี", "subject": f"ขอข้อมูลข่าวสาร เรื่องที่ {n}",
+         "email": f"citizen{n}@gmail.com"} for n in range(1, rows + 1)], backups=0)
+    started = time.perf_counter()
+    openpyxl.load_workbook(path).save(work / "bare-copy.xlsx")
+    bare = time.perf_counter() - started
+    client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(account, PASSWORD)
+    for n in range(50):
+        raw, when = request(100_000 + n)
+        client.append("INBOX", raw, msg_time=when)
+    client.logout()
+    before = saves(path.parent)
+    polled = run_poll(config, env)
+    return {"bare": bare, "register_stage": polled["stages"].get("write_register", 0.0),
+            "number_stage": polled["stages"].get("number", 0.0),
+            "instructions_stage": polled["stages"].get("clerk_instructions", 0.0),
+            "poll": polled["wall"], "saves": saves(path.parent) - before,
+            "handled": polled["handled"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--idle", type=int, default=20000, help="mailbox size for the idle poll")
+    parser.add_argument("--rows", type=int, default=20000, help="register rows for the write case")
+    parser.add_argument("--big-mb", type=int, default=25, help="one attachment this large")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--seed", type=int, default=2569)
+    parser.add_argument("--out", help="also write the report here (Markdown)")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.idle, args.rows, args.big_mb = 40, 80, 200, 1
+
+    env = dict(os.environ, SARABAN_IMAP__PASSWORD=PASSWORD, SARABAN_NOW="2026-11-23T09:00:00+07:00")
+    dovecot = start_dovecot()
+    smtp_controller, smtp = start_smtp()
+    smtp.port = smtp_controller.port
+    work = Path(tempfile.mkdtemp(prefix="saraban-bench-"))
+    try:
+        account = dovecot.account()
+        count, size = fill(dovecot, account, args.messages, args.seed, args.big_mb)
+        relay = Counter(dovecot.port)
+
+        floor_started = time.perf_counter()
+        floor = subprocess.run([sys.executable, "-c", FLOOR, str(relay.port), account, PASSWORD],
+                               capture_output=True, text=True, check=True)
+        floor_wall = time.perf_counter() - floor_started
+        floor_bytes, floor_commands = relay.down, relay.commands
+        relay.reset()
+
+        config = office(work / "office", relay.port, account, smtp.port)
+        polled = run_poll(config, env)
+        poll_bytes, poll_commands = relay.down, relay.commands
+        poll_saves = saves(work / "office" / "register")
+        sent = len(smtp.messages)
+
+        relay.reset()
+        idle_small = run_poll(config, env) | {"bytes": relay.down + relay.up,
+                                              "commands": relay.commands}
+        grow = max(args.idle - count, 0)
+        if grow:
+            fill(dovecot, account, grow, args.seed + 1, 0)
+            run_poll(config, env)  # handle them once
+        relay.reset()
+        idle_big = run_poll(config, env) | {"bytes": relay.down + relay.up,
+                                            "commands": relay.commands}
+
+        register = register_case(work, dovecot, smtp, env, args.rows)
+        status_env = dict(env)
+        startup_help = timed([sys.executable, "-m", "saraban_mail", "--help"], env)
+        startup_status = timed([sys.executable, "-m", "saraban_mail", "status", "--config",
+                                str(config)], status_env)
+        python_alone = timed([sys.executable, "-c", "pass"], env)
+        figures = {
+            "messages": count, "mailbox_mb": size / 2**20, "floor_s": floor_wall,
+            "floor_read": floor.stdout.strip(), "floor_bytes": floor_bytes,
+            "floor_commands": floor_commands, "poll": polled, "poll_bytes": poll_bytes,
+            "poll_commands": poll_commands, "poll_saves": poll_saves, "sent": sent,
+            "idle_small": idle_small, "idle_big": idle_big, "idle_sizes": [count, count + grow],
+            "register": register, "startup_help_s": startup_help,
+            "startup_status_s": startup_status, "python_alone_s": python_alone,
+        }
+    finally:
+        smtp_controller.stop()
+        dovecot.stop()
+    report = render(figures, args)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report, encoding="utf-8")
+    print(json.dumps(figures, default=str), file=sys.stderr)
+    return 0
+
+
+def render(f: dict, args: argparse.Namespace) -> str:
+    poll, reg = f["poll"], f["register"]
+    ratio = poll["wall"] / f["floor_s"]
+    rate = f["messages"] / poll["wall"]
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(poll["stages"].items(), key=lambda x: -x[1]))
+    versions = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+    register_ratio = (reg["register_stage"] + reg["number_stage"] + reg["instructions_stage"]) / reg["bare"]
+    lines = [
+        f"# Benchmark results ({'quick smoke test' if args.quick else 'full run'})",
+        "",
+        f"Command: `.venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"Python {platform.python_version()}; Dovecot {versions}",
+        "",
+        f"Mailbox: {f['messages']:,} messages, {f['mailbox_mb']:.0f} MB (seeded {args.seed}; "
+        f"10% with a PDF/JPEG of 100 KB-5 MB, one of {args.big_mb} MB).",
+        "",
+        "| measure | floor | saraban-mail poll | target |",
+        "|---|---|---|---|",
+        f"| wall time | {f['floor_s']:.1f} s | {poll['wall']:.1f} s ({rate:.0f} msg/s) | |",
+        f"| poll / floor | | **{ratio:.2f}x** | <= 3x |",
+        f"| bytes read from IMAP | {f['floor_bytes'] / 2**20:.1f} MB | {f['poll_bytes'] / 2**20:.1f} MB | |",
+        f"| IMAP commands | {f['floor_commands']} | {f['poll_commands']} | |",
+        f"| peak RSS | | **{poll['peak_mb']:.0f} MB** | <= 200 MB |",
+        f"| workbook saves | | {f['poll_saves']} | one per workbook |",
+        f"| replies sent | | {f['sent']} | |",
+        "",
+        f"Where the poll's time goes (s): {stages}.",
+        "",
+        "| idle poll (nothing new) | wall | bytes | IMAP commands | target |",
+        "|---|---|---|---|---|",
+        f"| mailbox of {f['idle_sizes'][0]:,} handled | {f['idle_small']['wall']:.2f} s | "
+        f"{f['idle_small']['bytes'] / 1024:.1f} KB | {f['idle_small']['commands']} | <= 50 KB |",
+        f"| mailbox of {f['idle_sizes'][1]:,} handled | {f['idle_big']['wall']:.2f} s | "
+        f"{f['idle_big']['bytes'] / 1024:.1f} KB | {f['idle_big']['commands']} | same commands |",
+        "",
+        f"| register of {args.rows:,} rows, a poll adding 50 | time | target |",
+        "|---|---|---|",
+        f"| bare openpyxl load + save | {reg['bare']:.2f} s | |",
+        f"| the poll's register work (number + write + clerk instructions) | "
+        f"{reg['number_stage'] + reg['register_stage'] + reg['instructions_stage']:.2f} s "
+        f"(**{register_ratio:.2f}x**) | <= 1.5x |",
+        f"| saves in that poll | {reg['saves']} | 1 |",
+        "",
+        "| start-up | median of 5 | target |",
+        "|---|---|---|",
+        f"| `python -c pass` | {f['python_alone_s']:.2f} s | |",
+        f"| `saraban-mail --help` | {f['startup_help_s']:.2f} s | <= 0.5 s |",
+        f"| `saraban-mail status` | {f['startup_status_s']:.2f} s | <= 0.5 s |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
