@@ -66,6 +66,12 @@ class Mailbox(Protocol):
         """Do one action (seen, flag, move, delete); False when the message is gone."""
         ...
 
+    def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
+                   target: str) -> dict[str, tuple[int, int] | None]:
+        """The same action on many messages at once. Returns the UIDs that were still
+        there, each with its (UIDVALIDITY, UID) in the target folder when a move says so."""
+        ...
+
     def append(self, folder: str, raw: bytes) -> None: ...
 
     def reconnect(self) -> None:
@@ -73,6 +79,28 @@ class Mailbox(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _uid_set(text: str) -> list[int]:
+    found: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition(":")
+        low, high = sorted((int(first), int(last or first)))
+        found += range(low, high + 1)
+    return found
+
+
+def _copyuid(answers: list[bytes] | None) -> dict[int, tuple[int, int]]:
+    """COPYUID validity source-set target-set (RFC 4315 §3): where each moved UID went."""
+    mapping: dict[int, tuple[int, int]] = {}
+    for answer in answers or []:
+        try:
+            validity, source, target = answer.decode().split()[:3]
+            pairs = zip(_uid_set(source), _uid_set(target), strict=True)
+        except ValueError:
+            continue  # an answer we cannot read: the message is simply fetched again
+        mapping.update({old: (int(validity), new) for old, new in pairs})
+    return mapping
 
 
 def _login(client: imapclient.IMAPClient, s: Imap, tokens: Tokens | None) -> None:
@@ -236,9 +264,40 @@ class ImapMailbox:
             raise ValueError(f"unknown mailbox action {action!r}")
         return True
 
-    def _expunge(self, number: int) -> None:
+    def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
+                   target: str) -> dict[str, tuple[int, int] | None]:
+        """One SEARCH and one command for a whole batch: a poll of 2,000 spam messages
+        moves them in a handful of round trips, not thousands. A move's COPYUID answer
+        (RFC 4315) tells where each message went, so it is never downloaded again."""
+        if self._selected != (folder, False):
+            self._validity = self._select(folder, readonly=False)
+        if self._validity != uidvalidity or not uids:
+            return {}
+        present = sorted(self.client.search(["UID", ",".join(uids)]))
+        moved: dict[int, tuple[int, int]] = {}
+        if present:
+            responses = self.client._imap.untagged_responses  # imaplib keeps COPYUID here
+            responses.pop("COPYUID", None)
+            if action == "seen":
+                self.client.add_flags(present, [imapclient.SEEN])
+            elif action == "flag":
+                self.client.add_flags(present, [imapclient.FLAGGED])
+            elif action == "move" and self.client.has_capability("MOVE"):
+                self.client.move(present, target)
+                moved = _copyuid(responses.pop("COPYUID", None))
+            elif action in ("move", "delete"):
+                if action == "move":
+                    self.client.copy(present, target)
+                    moved = _copyuid(responses.pop("COPYUID", None))
+                self.client.delete_messages(present)
+                self._expunge(present)
+            else:
+                raise ValueError(f"unknown mailbox action {action!r}")
+        return {str(u): moved.get(u) for u in present}
+
+    def _expunge(self, numbers: int | list[int]) -> None:
         if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge([number])
+            self.client.uid_expunge(numbers if isinstance(numbers, list) else [numbers])
         else:
             self.client.expunge()
 
@@ -313,6 +372,10 @@ class MaildirMailbox:
         else:
             raise ValueError(f"unknown mailbox action {action!r}")
         return True
+
+    def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
+                   target: str) -> dict[str, tuple[int, int] | None]:
+        return {uid: None for uid in uids if self.apply(folder, uidvalidity, uid, action, target)}
 
     def reconnect(self) -> None:
         return None

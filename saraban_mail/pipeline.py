@@ -713,24 +713,48 @@ def _apply_actions(ctx: Context, report: PollReport) -> None:
         report.problems.append(f"marking and moving mail failed ({failed}); retried next poll")
 
 
+ACTION_BATCH = 500  # UIDs in one IMAP command, well under servers' line limits
+
+
 def _apply_pending(ctx: Context, report: PollReport) -> None:
+    """Each message's actions in order (seen or flag before move), batched across messages:
+    step k of every message, grouped by folder, action and target."""
     journal = ctx.journal
-    for row in journal.pending_actions():
-        try:
-            done = ctx.mailbox.apply(row["folder"], row["uidvalidity"], row["uid"],
-                                     row["action"], row["target"])
-        except CONNECTION_LOST as exc:
-            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
-            raise
-        except NETWORK_ERRORS as exc:
-            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
-            report.problems.append(
-                f"{row['folder']} UID {row['uid']}: {row['action']} failed ({exc}); retried next poll"
-            )
-            continue
-        if not done:
-            log.info("%s UID %s is gone; %s skipped", row["folder"], row["uid"], row["action"])
-        journal.mark_action(row["id"], ctx.clock())
+    steps: dict[int, list[Any]] = defaultdict(list)
+    for row in journal.pending_actions():  # ordered by message, then seq
+        steps[row["message"]].append(row)
+    for step in range(max((len(rows) for rows in steps.values()), default=0)):
+        groups: dict[tuple[str, int, str, str], list[Any]] = defaultdict(list)
+        for rows in steps.values():
+            if step < len(rows):
+                row = rows[step]
+                groups[(row["folder"], row["uidvalidity"], row["action"], row["target"])].append(row)
+        for (folder, validity, action, target), rows in groups.items():
+            for start in range(0, len(rows), ACTION_BATCH):
+                batch = rows[start:start + ACTION_BATCH]
+                try:
+                    done = ctx.mailbox.apply_many(folder, validity, [r["uid"] for r in batch],
+                                                  action, target)
+                except NETWORK_ERRORS as exc:
+                    with journal.transaction():
+                        for row in batch:
+                            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
+                    if isinstance(exc, CONNECTION_LOST):
+                        raise
+                    report.problems.append(f"{folder}: {action} of {len(batch)} message(s) failed "
+                                           f"({exc}); retried next poll")
+                    continue
+                gone = [r["uid"] for r in batch if r["uid"] not in done]
+                if gone:
+                    log.info("%s: %d message(s) gone before %s: %s", folder, len(gone), action,
+                             ", ".join(gone[:10]))
+                with journal.transaction():
+                    for row in batch:
+                        journal.mark_action(row["id"], ctx.clock())
+                        landed = done.get(row["uid"])
+                        if landed:  # known where it went: the next poll need not fetch it
+                            journal.add_copy(target, landed[0], landed[1], row["message"],
+                                             "moved", "")
 
 
 def alert_admin(journal: Journal, config: Config, transport: Transport, now: datetime,

@@ -186,7 +186,7 @@ def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_pat
 
 def test_a_message_the_pipeline_fails_on_is_flagged_and_the_poll_goes_on(tmp_path, monkeypatch):
     from saraban_mail import pipeline
-    from saraban_mail.cli import run_poll
+    from saraban_mail.commands import run_poll
     from saraban_mail.config import load_config
 
     config = office_with(tmp_path, [by_key("building_permit"), by_key("english_html")])

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from saraban_mail import pipeline, register
-from saraban_mail.cli import run_poll
+from saraban_mail.commands import run_poll
 from saraban_mail.config import load_config
 from saraban_mail.journal import Journal
 from saraban_mail.register import INCOMING, read_rows
