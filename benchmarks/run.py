@@ -35,20 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import PASSWORD, start_dovecot, start_smtp  # noqa: E402
+from tests.servers import PASSWORD, PEAK, start_dovecot, start_smtp  # noqa: E402
 from tests.test_crash import mailbox_of  # noqa: E402
 
 AGENCY = "saraban@nongtuayang.go.th"
-PEAK = """
-import atexit, sys
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return line.split()[1]
-atexit.register(lambda: open(sys.argv[1], "w").write(hwm()))
-from saraban_mail.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
 FLOOR = """
 import sys, imapclient
 client = imapclient.IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False)
@@ -303,15 +293,18 @@ def main() -> int:
 
 def render(f: dict, args: argparse.Namespace) -> str:
     poll, reg = f["poll"], f["register"]
+    full = (args.messages, args.idle, args.rows, args.big_mb) == (2000, 20000, 20000, 25)
+    kind = "quick smoke test" if args.quick else "full run" if full else "reduced sizes"
     ratio = poll["wall"] / f["floor_s"]
     rate = f["messages"] / poll["wall"]
     stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(poll["stages"].items(), key=lambda x: -x[1]))
     versions = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
     register_ratio = (reg["register_stage"] + reg["number_stage"] + reg["instructions_stage"]) / reg["bare"]
     lines = [
-        f"# Benchmark results ({'quick smoke test' if args.quick else 'full run'})",
+        f"# Benchmark results ({kind})",
         "",
-        f"Command: `.venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}`  ",
+        f"Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`".replace(" `", "`")
+        + "  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
         f"Python {platform.python_version()}; Dovecot {versions}",
         "",

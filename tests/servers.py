@@ -30,6 +30,20 @@ PASSWORD = "S3cret-imap-pw"  # distinctive: the suite greps its outputs for it
 USERS = 80
 
 
+# `python -c PEAK FILE ARGS...` runs `saraban-mail ARGS...` and writes its peak RSS (VmHWM, kB)
+# to FILE: ru_maxrss would carry the parent's peak over exec.
+PEAK = """
+import atexit, sys
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return line.split()[1]
+atexit.register(lambda: open(sys.argv[1], "w").write(hwm()))
+from saraban_mail.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -29,6 +29,7 @@ from saraban_mail.pipeline import safe_filename
 from saraban_mail.replies import Envelope, build
 from saraban_mail.rules import default_dir, load_rules
 from tests.conftest import deliver
+from tests.servers import PEAK
 
 RULES = load_rules(default_dir("rules"))
 US = Identity(own_addresses=frozenset({"saraban@agency.go.th"}))
@@ -216,16 +217,6 @@ def test_monsters_end_in_a_category_with_bounded_memory(kind, tmp_path):
 
 # -- through a whole poll: monsters and HTML that must never be fetched ------------------
 
-PEAK = """
-import atexit, sys
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return line.split()[1]
-atexit.register(lambda: open(sys.argv[1], "w").write(hwm()))
-from saraban_mail.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_a_message_over_the_size_limit_is_flagged_unread_and_memory_stays_small(
