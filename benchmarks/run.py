@@ -15,18 +15,15 @@ Figures are printed as a Markdown report (--out writes it to a file too)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -35,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import PASSWORD, PEAK, start_dovecot, start_smtp  # noqa: E402
+from tests.servers import PASSWORD, PEAK, CuttingProxy, start_dovecot, start_smtp  # noqa: E402
 from tests.test_crash import mailbox_of  # noqa: E402
 
 AGENCY = "saraban@nongtuayang.go.th"
@@ -54,46 +51,6 @@ for folder in ("INBOX", "Junk"):
 client.logout()
 print(count, size)
 """
-
-
-class Counter:
-    """A relay to Dovecot counting bytes each way and IMAP commands (tagged lines)."""
-
-    TAG = re.compile(rb"(?m)^[A-P]{4}\d+ ")
-
-    def __init__(self, target: int) -> None:
-        self.target, self.down, self.up, self.commands = target, 0, 0, 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def reset(self) -> None:
-        self.down = self.up = self.commands = 0
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, upward: bool) -> None:
-        try:
-            while data := src.recv(262144):
-                if upward:
-                    self.up += len(data)
-                    self.commands += len(self.TAG.findall(data))
-                else:
-                    self.down += len(data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.close()
 
 
 def with_attachment(raw: bytes, rng: random.Random, size: int, n: int) -> bytes:
@@ -239,7 +196,7 @@ def main() -> int:
     try:
         account = dovecot.account()
         count, size = fill(dovecot, account, args.messages, args.seed, args.big_mb)
-        relay = Counter(dovecot.port)
+        relay = CuttingProxy(dovecot.port, cuts=0)  # relays and counts
 
         floor_started = time.perf_counter()
         floor = subprocess.run([sys.executable, "-c", FLOOR, str(relay.port), account, PASSWORD],

@@ -206,17 +206,17 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
             f"({ctx.config.policy.max_message_mb:g}): read it in the mail program"))
     else:
         decision = classify(mail, ctx.rules, _identity(ctx.config))
+    text_sha = hashlib.sha256(" ".join(fold(mail.text).split()).encode()).hexdigest()
+    related = (matters.related_receipt(mail, decision.requester, journal)
+               if decision.category.registered else None)
+    if related and journal.answered_with(decision.requester, text_sha):
+        # The same words again in answer to us: an auto-responder with no markers.
+        decision = Decision(Category.AUTOMATED, "repeated_answer",
+                            "the same text again in answer to our reply (an auto-responder)")
     record = _record(ctx, fetched, mail, decision)
-    record["text_sha"] = hashlib.sha256(" ".join(fold(mail.text).split()).encode()).hexdigest()
+    record["text_sha"] = text_sha
     if decision.category.registered:
-        related = matters.related_receipt(mail, decision.requester, journal)
         record["related_receipt"] = f"{related[1]}/{related[0]}" if related else None
-        if related and journal.answered_with(decision.requester, record["text_sha"]):
-            # The same words again in answer to us: an auto-responder with no markers.
-            decision = Decision(Category.AUTOMATED, "repeated_answer",
-                                "the same text again in answer to our reply (an auto-responder)")
-            record = _record(ctx, fetched, mail, decision) | {"text_sha": record["text_sha"]}
-    if decision.category.registered:
         text = fold(f"{mail.subject}\n{mail.text}")
         record["inquiry"] = any(fold(k) in text for k in ctx.config.followup.inquiry_keywords)
     _record_new(ctx, fetched, mail, decision, record, poll_id, now,

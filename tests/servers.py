@@ -252,11 +252,15 @@ def start_smtp(token_ok: Callable[[str], bool] | None = None) -> tuple[Controlle
 class CuttingProxy:
     """A TCP relay to a loopback port that cuts the first `cuts` connections once more
     than `after` bytes went one way ("down": server to client, "up": client to server),
-    as a dropped office network or a restarted server would."""
+    as a dropped office network or a restarted server would. With cuts=0 it only relays,
+    counting bytes each way and IMAP commands (imaplib's tagged lines)."""
+
+    TAG = re.compile(rb"(?m)^[A-P]{4}\d+ ")
 
     def __init__(self, target_port: int, after: int = 1 << 62, direction: str = "down",
                  cuts: int = 1, cut_on: bytes = b""):
         self.target, self.after, self.direction, self.cuts = target_port, after, direction, cuts
+        self.down = self.up = self.commands = 0
         # Or cut right after forwarding a client command containing these bytes (the server
         # does it, the client never hears the answer), on every connection until `cuts`.
         self.cut_on = cut_on
@@ -269,6 +273,9 @@ class CuttingProxy:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.listener.close()
+
+    def reset(self) -> None:
+        self.down = self.up = self.commands = 0
 
     def _serve(self) -> None:
         while True:
@@ -288,7 +295,7 @@ class CuttingProxy:
     def _pump(self, src: socket.socket, dst: socket.socket, counting: bool, state: dict,
               pair: tuple[socket.socket, socket.socket]) -> None:
         try:
-            while data := src.recv(65536):
+            while data := src.recv(262144):
                 if state["dead"]:
                     break  # the answer to a cut command never reaches the client
                 if self.cut_on and self.cut_on in data and src is pair[0] and self.cuts > 0:
@@ -303,6 +310,11 @@ class CuttingProxy:
                     self.cut += 1
                     break
                 state["sent"] += len(data)
+                if src is pair[0]:
+                    self.up += len(data)
+                    self.commands += len(self.TAG.findall(data))
+                else:
+                    self.down += len(data)
                 dst.sendall(data)
         except OSError:
             pass
