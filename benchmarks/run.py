@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,9 +38,10 @@ from tests.test_crash import mailbox_of  # noqa: E402
 
 AGENCY = "saraban@nongtuayang.go.th"
 FLOOR = """
-import sys, imapclient
+import email, email.policy, sys, imapclient
 client = imapclient.IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False)
 client.login(sys.argv[2], sys.argv[3])
+parse = sys.argv[4:] == ["parse"]  # and give each message to Python's MIME parser
 count = size = 0
 for folder in ("INBOX", "Junk"):
     client.select_folder(folder, readonly=True)
@@ -48,6 +50,8 @@ for folder in ("INBOX", "Junk"):
         for data in client.fetch(uids[start:start + 25], [b"BODY.PEEK[]"]).values():
             count += 1
             size += len(data[b"BODY[]"])
+            if parse:
+                email.message_from_bytes(data[b"BODY[]"], policy=email.policy.default)
 client.logout()
 print(count, size)
 """
@@ -111,11 +115,18 @@ backups = 100000
     return config
 
 
-def run_poll(config: Path, env: dict[str, str]) -> dict[str, float]:
+def run_poll(config: Path, env: dict[str, str], profile: str | None = None) -> dict[str, float]:
+    """One `saraban-mail -v poll`, its wall time, peak RSS and stage times. With `profile`,
+    the poll runs under pyinstrument (a text report to that file) and has no peak RSS."""
     peak = config.parent / "peak"
+    peak.write_text("0")
+    command = [sys.executable, "-c", PEAK, str(peak)]
+    if profile:
+        command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o",
+                   profile, "-m", "saraban_mail"]
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", PEAK, str(peak), "-v", "poll", "--config",
-                             str(config)], capture_output=True, text=True, env=env, timeout=7200)
+    result = subprocess.run(command + ["-v", "poll", "--config", str(config)],
+                            capture_output=True, text=True, env=env, timeout=7200)
     wall = time.perf_counter() - started
     if result.returncode not in (0, 3):
         raise SystemExit(f"poll failed: {result.stderr[-2000:]}")
@@ -184,6 +195,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--seed", type=int, default=2569)
     parser.add_argument("--out", help="also write the report here (Markdown)")
+    parser.add_argument("--keep", action="store_true", help="keep the offices' folders")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the main poll under pyinstrument, its report to FILE "
+                             "(that poll's time and memory are then not comparable)")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.idle, args.rows, args.big_mb = 40, 80, 200, 1
@@ -203,10 +218,14 @@ def main() -> int:
                                capture_output=True, text=True, check=True)
         floor_wall = time.perf_counter() - floor_started
         floor_bytes, floor_commands = relay.down, relay.commands
+        started = time.perf_counter()  # the floor for any Python client: download and parse
+        subprocess.run([sys.executable, "-c", FLOOR, str(relay.port), account, PASSWORD,
+                        "parse"], capture_output=True, text=True, check=True)
+        parse_floor_wall = time.perf_counter() - started
         relay.reset()
 
         config = office(work / "office", relay.port, account, smtp.port)
-        polled = run_poll(config, env)
+        polled = run_poll(config, env, args.profile)
         poll_bytes, poll_commands = relay.down, relay.commands
         poll_saves = saves(work / "office" / "register")
         sent = len(smtp.messages)
@@ -230,6 +249,7 @@ def main() -> int:
         python_alone = timed([sys.executable, "-c", "pass"], env)
         figures = {
             "messages": count, "mailbox_mb": size / 2**20, "floor_s": floor_wall,
+            "parse_floor_s": parse_floor_wall,
             "floor_read": floor.stdout.strip(), "floor_bytes": floor_bytes,
             "floor_commands": floor_commands, "poll": polled, "poll_bytes": poll_bytes,
             "poll_commands": poll_commands, "poll_saves": poll_saves, "sent": sent,
@@ -240,6 +260,8 @@ def main() -> int:
     finally:
         smtp_controller.stop()
         dovecot.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     report = render(figures, args)
     print(report)
     if args.out:
@@ -272,6 +294,8 @@ def render(f: dict, args: argparse.Namespace) -> str:
         "|---|---|---|---|",
         f"| wall time | {f['floor_s']:.1f} s | {poll['wall']:.1f} s ({rate:.0f} msg/s) | |",
         f"| poll / floor | | **{ratio:.2f}x** | <= 3x |",
+        f"| floor with Python's MIME parser (`email.message_from_bytes`) | "
+        f"{f['parse_floor_s']:.1f} s | {poll['wall'] / f['parse_floor_s']:.2f}x | |",
         f"| bytes read from IMAP | {f['floor_bytes'] / 2**20:.1f} MB | {f['poll_bytes'] / 2**20:.1f} MB | |",
         f"| IMAP commands | {f['floor_commands']} | {f['poll_commands']} | |",
         f"| peak RSS | | **{poll['peak_mb']:.0f} MB** | <= 200 MB |",

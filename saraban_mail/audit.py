@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from saraban_mail.register import SheetRow
+from saraban_mail.layout import SheetRow
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,8 @@ from saraban_mail.cli import EXIT_OK, EXIT_PENDING
 from saraban_mail.config import Config, config_path, load_config
 from saraban_mail.errors import LoginRefused, MailboxError, SarabanError
 from saraban_mail.journal import Journal, single_instance
+from saraban_mail.layout import INCOMING, SheetRow, incoming_path, service_ref, stamp
 from saraban_mail.oauth import Tokens
-from saraban_mail.register import (
-    INCOMING,
-    export_csv,
-    export_xlsx,
-    incoming_path,
-    read_rows,
-    service_ref,
-)
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.thaitext import thai_date
 
@@ -402,11 +395,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_PENDING if warnings else EXIT_OK
 
 
-def _audits(config: Config, journal: Journal, years: list[int]) -> list[Audit]:
+def _audits(config: Config, journal: Journal, years: list[int], *,
+            noted: bool = False) -> list[Audit]:
+    """The audit of each year's register; with `noted`, from the numbers the last poll
+    noted when the workbook has not changed since (status need not open a large file)."""
     found = []
     for year in years:
         path = incoming_path(config.paths.register_dir, year)
-        rows = read_rows(path, INCOMING)[1] if path.exists() else []
+        note = journal.noted_sheet(year, stamp(path)) if noted else None
+        if note is not None:
+            rows = [SheetRow(0, number, ref, {}) for number, ref in note]
+        else:
+            from saraban_mail.register import read_rows
+
+            rows = read_rows(path, INCOMING)[1] if path.exists() else []
         entries = [Entry(e["receipt_no"], service_ref(e["identity"]), e["written_at"] is not None,
                          e["message"]) for e in journal.register_entries(year)]
         found.append(audit(year, path, entries, rows))
@@ -450,7 +452,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         registers = []
         for year in journal.register_years():
             try:
-                registers.extend(_audits(config, journal, [year]))
+                registers.extend(_audits(config, journal, [year], noted=True))
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
         last = json.loads(journal.get_meta("last_poll") or "null")
@@ -556,6 +558,8 @@ def cmd_register_check(args: argparse.Namespace) -> int:
 
 
 def cmd_register_export(args: argparse.Namespace) -> int:
+    from saraban_mail.register import export_csv, export_xlsx, read_rows
+
     config = load_config(args.config)
     path = incoming_path(config.paths.register_dir, args.year)
     if not path.exists():
@@ -755,7 +759,8 @@ def cmd_faq(args: argparse.Namespace) -> int:
     """The inquiry log as a CSV to build an FAQ from: what was asked, and where the answer is."""
     import csv
 
-    from saraban_mail.register import INQUIRIES, workbook_path
+    from saraban_mail.layout import INQUIRIES, workbook_path
+    from saraban_mail.register import read_rows
 
     config = load_config(args.config)
     year = args.year or buddhist_year(now())

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from saraban_mail.register import Summary
+from saraban_mail.layout import Summary
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -608,6 +608,20 @@ class Journal:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
                         " value = excluded.value", (key, value))
+
+    def note_sheet(self, year: int, stamp: tuple[int, int, int],
+                   rows: list[tuple[int | None, str]]) -> None:
+        """The (number, reference) of each row of a year's register, as read from the file
+        with this identity (inode, size, modification time)."""
+        self.set_meta(f"sheet:{year}", json.dumps({"stamp": list(stamp), "rows": rows}))
+
+    def noted_sheet(self, year: int, stamp: tuple[int, int, int]
+                    ) -> list[tuple[int | None, str]] | None:
+        """The rows noted for that year if the file is still the one they were read from."""
+        note = json.loads(self.get_meta(f"sheet:{year}") or "null")
+        if not note or tuple(note["stamp"]) != stamp or not any(stamp):
+            return None
+        return [(number, ref) for number, ref in note["rows"]]
 
     def acks_outstanding(self) -> list[sqlite3.Row]:
         """Registered mail whose acknowledgement has not gone, or went after ack_due."""

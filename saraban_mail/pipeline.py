@@ -42,6 +42,8 @@ from saraban_mail.register import (
     highest_number,
     incoming_path,
     service_ref,
+    snapshot,
+    stamp,
     workbook_path,
 )
 from saraban_mail.replies import Envelope, Reply, Templates, build
@@ -479,7 +481,7 @@ def _number(ctx: Context, report: PollReport) -> None:
             year = buddhist_year(datetime.fromisoformat(row["official_received_at"]))
             if year not in highest:
                 try:
-                    in_sheet = highest_number(incoming_path(ctx.config.paths.register_dir, year))
+                    in_sheet = _highest_in_sheet(ctx, year)
                 except RegisterError as exc:
                     # Without the sheet's numbers a new number could clash with a clerk's.
                     report.problems.append(f"{exc}; receipt numbers for {year} wait")
@@ -676,6 +678,29 @@ def _clerk_instructions(ctx: Context, report: PollReport) -> None:
         ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
         lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
     )
+    _note_sheets(ctx)
+
+
+def _note_sheets(ctx: Context) -> None:
+    """Numbers and references of each register's rows with the file's identity, so that
+    the next poll's numbering and `status` need not open a register no one has changed."""
+    for year in ctx.journal.register_years():
+        path = incoming_path(ctx.config.paths.register_dir, year)
+        if not path.exists():
+            continue
+        try:
+            seen, rows = snapshot(path, INCOMING)
+        except RegisterError:
+            continue  # the instructions stage has reported it
+        ctx.journal.note_sheet(year, seen, [(r.number, r.ref) for r in rows])
+
+
+def _highest_in_sheet(ctx: Context, year: int) -> int:
+    path = incoming_path(ctx.config.paths.register_dir, year)
+    noted = ctx.journal.noted_sheet(year, stamp(path))
+    if noted is None:
+        return highest_number(path)
+    return max((number for number, _ in noted if number is not None), default=0)
 
 
 def _housekeeping(ctx: Context, report: PollReport) -> None:

@@ -16,7 +16,8 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,115 +30,30 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from saraban_mail.errors import RegisterBusy, RegisterError
-from saraban_mail.thaitext import MONTHS_SHORT
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    title: str
-    width: int
-    kind: str = "text"  # text | number | date | datetime
-
-
-@dataclass(frozen=True)
-class RegisterKind:
-    key: str  # file name prefix: incoming-2569.xlsx
-    title: str  # the sheet, as the Regulation on Correspondence names it
-    form: str
-    columns: tuple[Column, ...]
-
-    @property
-    def number(self) -> Column:
-        return self.columns[0]
-
-
-# The official columns of the form first, then what email adds; the last column is the
-# service's own reference, by which it recognises the rows it wrote.
-_OFFICIAL_TAIL = (
-    Column("doc_no", "ที่", 14),
-    Column("doc_date", "ลงวันที่", 13, "date"),
-    Column("from", "จาก", 28),
-    Column("to", "ถึง", 22),
-    Column("subject", "เรื่อง", 42),
-    Column("action", "การปฏิบัติ", 24),
-    Column("remarks", "หมายเหตุ", 30),
+from saraban_mail.layout import (  # noqa: F401 (the register's vocabulary, re-exported)
+    FIRST_DATA_ROW,
+    FORMULA_START,
+    HEADER_ROW,
+    INCOMING,
+    INQUIRIES,
+    KINDS,
+    OUTGOING,
+    PRINTED_COLUMNS,
+    REF,
+    SUMMARY_SHEET,
+    TITLE_ROW,
+    Column,
+    Look,
+    RegisterKind,
+    SheetRow,
+    Summary,
+    date_format,
+    incoming_path,
+    service_ref,
+    stamp,
+    workbook_path,
 )
-REF = Column("ref", "อ้างอิงระบบ", 14)
-
-INCOMING = RegisterKind("incoming", "ทะเบียนหนังสือรับ", "แบบที่ ๑๓", (
-    Column("receipt_no", "เลขทะเบียนรับ", 9, "number"),
-    *_OFFICIAL_TAIL,
-    Column("email", "อีเมลผู้ส่ง", 26),
-    Column("received_at", "วันเวลาที่อีเมลเข้าระบบ", 17, "datetime"),
-    Column("official_received_at", "วันเวลารับ (ตามกฎหมาย)", 17, "datetime"),
-    Column("ack_due", "กำหนดตอบรับ", 17, "datetime"),
-    Column("ack_sent", "ตอบรับเมื่อ", 17, "datetime"),
-    Column("category", "ประเภท", 13),
-    Column("high_risk", "ความเสี่ยงสูง", 9),
-    Column("attachments", "ไฟล์แนบ (SHA-256)", 34),
-    Column("message_id", "Message-ID", 30),
-    REF,
-))
-
-OUTGOING = RegisterKind("outgoing", "ทะเบียนหนังสือส่ง", "แบบที่ ๑๔", (
-    Column("send_no", "เลขทะเบียนส่ง", 9, "number"),
-    *_OFFICIAL_TAIL,
-    Column("email", "อีเมลผู้รับ", 26),
-    Column("answers", "ตอบเลขทะเบียนรับที่", 12),
-    Column("files", "ไฟล์ที่ส่ง (SHA-256)", 34),
-    Column("sent_at", "ส่งเมื่อ", 17, "datetime"),
-    Column("message_id", "Message-ID", 30),
-    REF,
-))
-
-# The inquiry service log of seed 004 §1.7 (table 2), one row per request for information.
-INQUIRIES = RegisterKind("inquiries", "บันทึกการขอรับบริการ", "ตารางที่ ๒", (
-    Column("receipt_no", "เลขทะเบียนรับ", 9, "number"),
-    Column("received", "วันที่รับเรื่อง", 17, "datetime"),
-    Column("replied", "วันที่ตอบกลับ", 17, "datetime"),
-    Column("requester", "ผู้ขอรับบริการ", 28),
-    Column("subject", "เรื่อง", 42),
-    Column("source", "แหล่งข้อมูล", 30),
-    Column("remarks", "หมายเหตุ", 30),
-    REF,
-))
-
-KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES)}
-TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
-SUMMARY_SHEET = "สรุป"
-PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times
-# Cells that a spreadsheet would read as a formula or a command when typed.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class Look:
-    """How the workbook looks: date digits, and a Thai font both Windows and
-    LibreOffice render (LibreOffice substitutes a Thai font when it lacks this one)."""
-
-    date_style: str = "arabic"
-    font: str = "TH Sarabun New"
-    size: int = 14
-
-    @classmethod
-    def of(cls, settings: Any) -> Look:
-        """From the [registers] section of the configuration."""
-        return cls(settings.date_style, settings.font, settings.font_size)
-
-
-def date_format(style: str, with_time: bool) -> str:
-    """Excel number format: Buddhist-era year, Thai (D07) or Arabic (107) digits."""
-    prefix = "[$-D07041E]" if style == "thai_digits" else "[$-107041E]"
-    return prefix + ("d mmm yyyy hh:mm" if with_time else "d mmm yyyy")
-
-
-def workbook_path(folder: Path, kind: RegisterKind, year: int) -> Path:
-    return folder / f"{kind.key}-{year}.xlsx"
-
-
-def incoming_path(folder: Path, year: int) -> Path:
-    return workbook_path(folder, INCOMING, year)
+from saraban_mail.thaitext import MONTHS_SHORT
 
 
 def safe_text(value: str) -> str:
@@ -248,15 +164,6 @@ def header_map(sheet: Worksheet, kind: RegisterKind) -> dict[str, int]:
     return found
 
 
-@dataclass(frozen=True)
-class SheetRow:
-    row: int
-    number: int | None
-    ref: str
-    values: dict[str, Any]  # our columns, by key
-    all_values: tuple[Any, ...] = ()  # every cell of the row, clerks' columns included
-
-
 def _as_number(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -291,14 +198,47 @@ def highest_number(path: Path, kind: RegisterKind = INCOMING) -> int:
 
 def read_rows(path: Path, kind: RegisterKind) -> tuple[list[str], list[SheetRow]]:
     """Every heading and data row of the register sheet, read without loading styles
-    (for numbering, export and checks; a write loads the whole workbook once)."""
+    (for numbering, export and checks; a write loads the whole workbook once). A workbook
+    this process read or saved and no one has changed since is not read again."""
+    key = (path.resolve(), kind.key)
+    known = _known.get(key)
+    seen = stamp(path)
+    if known is not None and known[0] == seen:
+        return list(known[1]), list(known[2])
     book = open_book(path, read_only=True)
     try:
         sheet = register_sheet(book, kind)
         headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
-        return headings, list(sheet_rows(sheet, kind))
+        rows = list(sheet_rows(sheet, kind))
     finally:
         book.close()
+    _known[key] = (seen, headings, rows)
+    return list(headings), list(rows)
+
+
+# What this process last read or saved of each register sheet, with the file's identity
+# then (inode, size, modification time): any save by a clerk's spreadsheet changes it.
+_known: dict[tuple[Path, str], tuple[tuple[int, int, int], list[str], list[SheetRow]]] = {}
+
+
+def snapshot(path: Path, kind: RegisterKind) -> tuple[tuple[int, int, int], list[SheetRow]]:
+    """The rows with the identity of the file they were read from (read or remembered)."""
+    rows = read_rows(path, kind)[1]
+    return _known[(path.resolve(), kind.key)][0], rows
+
+
+def _remember(path: Path, kind: RegisterKind, sheet: Worksheet) -> None:
+    """After our own save: the rows as saved, so that the next read need not open the file.
+    Read back from the saved file they would be the same values (stored as written)."""
+    def as_read(value: Any) -> Any:  # a date cell reads back as a datetime at midnight
+        is_date = isinstance(value, date) and not isinstance(value, datetime)
+        return datetime(value.year, value.month, value.day) if is_date else value
+
+    headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
+    rows = [replace(r, values={k: as_read(v) for k, v in r.values.items()},
+                    all_values=tuple(as_read(v) for v in r.all_values))
+            for r in sheet_rows(sheet, kind)]
+    _known[(path.resolve(), kind.key)] = (stamp(path), headings, rows)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -354,43 +294,43 @@ def _ensure_headings(sheet: Worksheet, kind: RegisterKind, look: Look) -> dict[s
 
 
 def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
-               look: Look) -> None:
+               look: Look, styles: dict[tuple, Any] | None = None) -> None:
+    """Write one of our cells. `styles` (one dict per save) keeps each kind of cell's style
+    once made: openpyxl finds a new Font or Border among the book's by comparing it with
+    every one, which made styling most of the cost of a write."""
     cell = sheet.cell(row, col)
-    cell.font = Font(name=look.font, size=look.size)
-    cell.alignment = Alignment(vertical="top", wrap_text=True)
-    cell.border = _thin()
-    if value in (None, ""):
-        return
-    if column.kind in ("date", "datetime"):
+    empty = value in (None, "")
+    if empty:
+        pass
+    elif column.kind in ("date", "datetime"):
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         # Excel has no time zones: store Bangkok wall-clock time, as a real date.
         cell.value = moment.replace(tzinfo=None) if column.kind == "datetime" else (
             moment.date() if isinstance(moment, datetime) else moment
         )
-        cell.number_format = date_format(look.date_style, column.kind == "datetime")
     elif column.kind == "number":
         cell.value = int(value)
-        cell.alignment = Alignment(horizontal="center", vertical="top")
     else:
         text = safe_text(str(value))
         cell.value = text
         # Never a formula: the cell is a string, and quote-prefixed so that a clerk
         # editing it in Excel or LibreOffice does not turn it into one either.
         cell.data_type = "s"
-        cell.quotePrefix = text.startswith(FORMULA_START)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What the สรุป sheet shows: plain numbers computed from the journal and sheet."""
-
-    year: int
-    by_month: dict[int, dict[str, int]]  # month -> category -> count
-    acks_on_time: int = 0
-    acks_late: int = 0
-    acks_waiting: int = 0
-    pending: dict[str, int] = field(default_factory=dict)
-    as_of: str = ""  # when the numbers were taken, as shown to the reader
+    quoted = not empty and column.kind == "text" and str(cell.value).startswith(FORMULA_START)
+    key = (column.kind, empty, quoted)
+    if styles is not None and key in styles:
+        cell._style = copy(styles[key])
+        return
+    cell.font = Font(name=look.font, size=look.size)
+    cell.alignment = Alignment(vertical="top", wrap_text=True)
+    cell.border = _thin()
+    if not empty and column.kind in ("date", "datetime"):
+        cell.number_format = date_format(look.date_style, column.kind == "datetime")
+    elif not empty and column.kind == "number":
+        cell.alignment = Alignment(horizontal="center", vertical="top")
+    cell.quotePrefix = quoted
+    if styles is not None:
+        styles[key] = copy(cell._style)
 
 
 CATEGORY_TH = {
@@ -517,6 +457,7 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
     numbers = {r.number for r in existing if r.number is not None and not r.ref}
     written, already, clashes = [], [], []
     last = max([r.row for r in existing], default=FIRST_DATA_ROW - 1)
+    styles: dict[tuple, Any] = {}
     for row in rows:
         number = int(row[kind.number.key])
         if row["ref"] in by_ref:
@@ -526,7 +467,8 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
             clashes.append(number)  # a clerk typed it too: never renumber, report it
         last += 1
         for column in kind.columns:
-            write_cell(sheet, last, columns[column.key], column, row.get(column.key), look)
+            write_cell(sheet, last, columns[column.key], column, row.get(column.key), look,
+                       styles)
         sheet.row_dimensions[last].height = _row_height(kind, row, look)
         written.append(number)
     for ref, values in (fill or {}).items():
@@ -534,12 +476,13 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
         for key, value in values.items():
             column = next(c for c in kind.columns if c.key == key)
             if target is not None and sheet.cell(target.row, columns[key]).value in (None, ""):
-                write_cell(sheet, target.row, columns[key], column, value, look)
+                write_cell(sheet, target.row, columns[key], column, value, look, styles)
     _extend_filter(sheet, last)
     _extend_print_area(sheet, last, existed=path.exists())
     if summary is not None:
         write_summary(book, with_paper_rows(summary, existing), agency, look)
     save_atomically(book, path, backups)
+    _remember(path, kind, sheet)
     return WriteResult(path, written, already, clashes)
 
 
@@ -586,12 +529,8 @@ def annotate_rows(path: Path, kind: RegisterKind, key: str, notes: list[tuple[in
     if summary is not None:
         write_summary(book, with_paper_rows(summary, rows), agency, look)
     save_atomically(book, path, backups)
+    _remember(path, kind, sheet)
     return done
-
-
-def service_ref(identity: str) -> str:
-    """The service's reference in the incoming register: how it knows a row is its own."""
-    return f"SM-{identity[:12]}"
 
 
 def _extend_filter(sheet: Worksheet, last_row: int) -> None:

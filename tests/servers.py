@@ -285,6 +285,8 @@ class CuttingProxy:
                 return
             self.connections += 1
             upstream = socket.create_connection(("127.0.0.1", self.target))
+            for end in (client, upstream):  # relay writes as they come, as a router would
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             cutting = self.cuts > 0 and not self.cut_on
             self.cuts -= cutting
             state = {"sent": 0, "dead": False}

@@ -295,6 +295,27 @@ def test_only_the_last_backups_are_kept(tmp_path):
     assert numbers(kept[-1]) == [1, 2, 3]  # the version before the last save
 
 
+def test_rows_remembered_after_a_save_are_those_read_back_and_a_clerks_save_is_seen(tmp_path):
+    from datetime import date, datetime
+
+    from saraban_mail import register
+
+    path = tmp_path / "incoming-2569.xlsx"
+    rows = [{"receipt_no": n, "ref": f"SM-{n}", "doc_date": date(2026, 11, n),
+             "received_at": datetime(2026, 11, n, 9, 30), "subject": f"=เรื่อง {n}",
+             "email": f"c{n}@gmail.com"} for n in range(1, 4)]
+    append_rows(path, INCOMING, "t", rows)
+    remembered = read_rows(path, INCOMING)
+    register._known.clear()
+    assert read_rows(path, INCOMING) == remembered  # what the file holds, read afresh
+    assert remembered[1][0].values["doc_date"] == datetime(2026, 11, 1)
+
+    book = openpyxl.load_workbook(path)  # a clerk adds a paper row and saves
+    book.worksheets[0].append([4, None, "ที่ 9/2569"])
+    book.save(path)
+    assert numbers(path) == [1, 2, 3, 4]
+
+
 # -- safe text -----------------------------------------------------------------------------
 
 
