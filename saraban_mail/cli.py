@@ -78,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("auth", help="OAuth2 mailboxes: the one-time consent (device code)")
     p.add_argument("--config")
+    p.add_argument("--watch", metavar="NAME", help="for the [[watch]] mailbox of this name")
     p.set_defaults(func="cmd_auth")
 
     p = sub.add_parser("install-service", help="write the systemd unit for this installation")

@@ -318,6 +318,8 @@ WantedBy=multi-user.target
 def cmd_auth(args: argparse.Namespace) -> int:
     """The one-time OAuth2 consent (device code), then a test login."""
     config = load_config(args.config)
+    if args.watch:
+        return _auth_watch(config, args.watch)
     if not config.uses_oauth:
         raise SarabanError("imap.auth and smtp.auth are both 'password': no OAuth2 to set up")
     oauth.device_login(config.oauth, config.paths.data_dir, print, now)
@@ -325,6 +327,22 @@ def cmd_auth(args: argparse.Namespace) -> int:
     if config.imap.auth != "password" and config.mailbox.backend == "imap":
         open_mailbox(config, tokens_for(config), retry=False).close()
         print(f"IMAP login ok: {config.imap.username}")
+    return EXIT_OK
+
+
+def _auth_watch(config: Config, name: str) -> int:
+    from saraban_mail.mailbox import WatchedMailbox
+
+    watch = next((w for w in config.watch if w.name == name), None)
+    if watch is None:
+        raise SarabanError(f"no [[watch]] entry is named '{name}'")
+    if watch.auth == "password":
+        raise SarabanError(f"watch '{name}' logs in with a password: no OAuth2 to set up")
+    file = oauth.watch_token_file(name)
+    oauth.device_login(config.oauth, config.paths.data_dir, print, now, file=file)
+    print(f"token kept in {config.paths.data_dir / file}")
+    WatchedMailbox(watch, Tokens(config.oauth, config.paths.data_dir, now, file)).close()
+    print(f"IMAP login ok: {watch.username}")
     return EXIT_OK
 
 
@@ -372,6 +390,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append("no trash folder found: spam is only marked read; set imap.trash")
     finally:
         box.close()
+    for watch in config.watch:
+        problem = _check_watch(config, watch)
+        if problem:
+            warnings.append(f"watched mailbox {watch.name}: {problem}")
+        else:
+            print(f"watched {watch.name} ok: {watch.username}, folders {', '.join(watch.folders)}")
     transport = transport_for(config.smtp, tokens)
     if isinstance(transport, SmtpTransport):
         print(f"smtp ok: {transport.check()}")
@@ -393,6 +417,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PENDING if warnings else EXIT_OK
+
+
+def _check_watch(config: Config, watch: Any) -> str:
+    """Log in to a watched mailbox and open each folder read-only; '' when all is well."""
+    from imapclient.exceptions import IMAPClientError
+
+    from saraban_mail.mailbox import WatchedMailbox
+
+    box = None
+    try:
+        tokens = None if watch.auth == "password" else Tokens(
+            config.oauth, config.paths.data_dir, now, oauth.watch_token_file(watch.name))
+        box = WatchedMailbox(watch, tokens)
+        for folder in watch.folders:
+            box.uidvalidity(folder)
+        return ""
+    except (SarabanError, OSError, IMAPClientError) as exc:
+        return str(exc)
+    finally:
+        if box is not None:
+            box.close()
 
 
 def _audits(config: Config, journal: Journal, years: list[int], *,
@@ -482,6 +527,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                  "clashes": a.clashes}
                 for a in registers
             ],
+            "watched": [_watch_health(journal, w.name, w.watched_address) for w in config.watch],
         }
     finally:
         journal.close()
@@ -490,6 +536,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_status(status, registers)
     return EXIT_OK
+
+
+def _watch_health(journal: Journal, name: str, address: str) -> dict[str, Any]:
+    noted = json.loads(journal.get_meta(f"watch_health:{name}") or "{}")
+    return {"name": name, "address": address, "ok": noted.get("ok"),
+            "checked_at": noted.get("checked_at"), "last_read": noted.get("last_read"),
+            "error": noted.get("error", ""), "copied": journal.watched_count(name)}
 
 
 def _print_some(lines: list[str], shown: int = 5) -> None:
@@ -526,6 +579,16 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
     print(f"matters by state: {status['matters']['by_state']}")
     _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
                  for item in status["matters"]["waiting"]])
+    for seen in status["watched"]:
+        if seen["ok"] is None:
+            state = "not read yet"
+        elif seen["ok"]:
+            state = f"ok, read {seen['last_read'][:16]}"
+        else:
+            since = f"; last read {seen['last_read'][:16]}" if seen["last_read"] else ""
+            state = f"FAILING at {seen['checked_at'][:16]}: {seen['error']}{since}"
+        print(f"watched {seen['name']} ({seen['address']}): {state}; "
+              f"{seen['copied']} request(s) copied in all")
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:

@@ -239,6 +239,43 @@ class Staff(_Section):
         return [a.strip().lower() for a in addresses]
 
 
+class Watch(Imap):
+    """A further mailbox (a staff member's, a retired address of the agency) read for
+    citizens' requests that reached it instead of saraban. Read only: the one change the
+    service makes there is `keyword` on what it copied."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # The address citizens wrote to; default: the username when it is an address.
+    address: str = ""
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    keyword: str = Field(default="$SarabanCopied", pattern=r"^(\$?[A-Za-z0-9_.-]{1,60})?$")
+    # Where the first poll of this mailbox starts: mail from this date, else from
+    # `watching.lookback_days` before that poll (never the mailbox's whole history).
+    start_date: date | None = None
+
+    @property
+    def watched_address(self) -> str:
+        return (self.address or (self.username if "@" in self.username else "")).strip().lower()
+
+
+class Watching(_Section):
+    """The narrow rule by which mail in a watched mailbox counts as a citizen's request."""
+
+    lookback_days: int = Field(default=3, ge=0)
+    # Mail from these domains (and from staff.addresses) is staff mail: never copied.
+    # The domain of agency.email is always one of them.
+    agency_domains: list[str] = Field(default_factory=list)
+    request_keywords: list[str] = Field(default_factory=lambda: [
+        "คำขอ", "คำร้อง", "ขออนุญาต", "ขอความอนุเคราะห์", "ขอรับ", "ขอคัด", "ขอสำเนา",
+        "ขอข้อมูล", "ขอแจ้ง", "ขอยื่น", "ร้องเรียน", "ร้องทุกข์", "แจ้งเหตุ", "เดือดร้อน",
+        "request", "complaint", "application", "petition", "permit",
+    ])
+    request_types: list[str] = Field(default_factory=lambda: [
+        "application/pdf", "image/jpeg", "image/png", "image/tiff", "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ])
+
+
 class Config(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SARABAN_", env_nested_delimiter="__", extra="ignore"
@@ -259,9 +296,19 @@ class Config(BaseSettings):
     followup: Followup = Field(default_factory=Followup)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
+    watch: list[Watch] = Field(default_factory=list)
+    watching: Watching = Field(default_factory=Watching)
 
     # Set by load_config: the file the settings came from.
     source: Path | None = None
+
+    @model_validator(mode="after")
+    def _watch_names_differ(self):
+        names = [w.name for w in self.watch]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two [[watch]] entries are named '{twice[0]}'")
+        return self
 
     @property
     def uses_oauth(self) -> bool:

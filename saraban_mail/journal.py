@@ -84,6 +84,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_matter ON events(year, receipt_no, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Requests found in a watched (staff) mailbox and copied to the saraban inbox.
+CREATE TABLE IF NOT EXISTS watched (
+    identity TEXT PRIMARY KEY,
+    watch TEXT NOT NULL,          -- the [[watch]] entry's name
+    folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    address TEXT NOT NULL,        -- the address the citizen wrote to
+    arrived_at TEXT NOT NULL,     -- when it reached that mailbox (its INTERNALDATE)
+    noted_at TEXT NOT NULL,
+    copied_at TEXT                -- set once the saraban inbox holds the copy
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
@@ -608,6 +620,26 @@ class Journal:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
                         " value = excluded.value", (key, value))
+
+    def note_watched(self, identity: str, watch: str, folder: str, uidvalidity: int, uid: int,
+                     address: str, arrived_at: datetime, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO watched VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (identity, watch, folder, uidvalidity, uid, address, arrived_at.isoformat(),
+             now.isoformat()),
+        )
+
+    def watched_copied(self, identity: str, now: datetime) -> None:
+        self.db.execute("UPDATE watched SET copied_at = ? WHERE identity = ?",
+                        (now.isoformat(), identity))
+
+    def watched(self, identity: str) -> sqlite3.Row | None:
+        """The watched-mailbox origin of a message, if the service copied it from one."""
+        return self.db.execute("SELECT * FROM watched WHERE identity = ?", (identity,)).fetchone()
+
+    def watched_count(self, watch: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM watched WHERE watch = ?",
+                                   (watch,)).fetchone()[0])
 
     def note_sheet(self, year: int, stamp: tuple[int, int, int],
                    rows: list[tuple[int | None, str]]) -> None:

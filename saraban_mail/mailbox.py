@@ -325,9 +325,44 @@ class ImapMailbox:
     def append(self, folder: str, raw: bytes) -> None:
         self.client.append(folder, raw, flags=[imapclient.SEEN])
 
+    def deliver(self, folder: str, raw: bytes) -> None:
+        """Put a message in a folder as new mail (unread; the server's time of arrival)."""
+        self.client.append(folder, raw)
+
+    def holds_header(self, folder: str, name: str, value: str) -> bool:
+        """Does any message of the folder carry this header containing this value?"""
+        self._selected = None
+        self._select(folder, readonly=True)
+        return bool(self.client.search(["HEADER", name, value]))
+
+
     def close(self) -> None:
         with contextlib.suppress(OSError, IMAPClientError, socket.error):
             self.client.logout()
+
+
+class WatchedMailbox(ImapMailbox):
+    """A staff member's mailbox: read with BODY.PEEK in EXAMINE (read-only) mode; its
+    folders are not even listed. The only write is a keyword on chosen messages."""
+
+    def __init__(self, settings: Imap, tokens: Tokens | None = None,
+                 max_bytes: int | None = None) -> None:
+        self.settings, self.tokens, self.max_bytes = settings, tokens, max_bytes
+        self.client = self._connect(settings, tokens)
+        self._selected = None
+        self._validity = 0
+        self.folders = Folders(inbox=settings.inbox, junk=None, trash=None, sent=None)
+
+    def uidvalidity(self, folder: str) -> int:
+        return self._select(folder, readonly=True)
+
+    def add_keyword(self, folder: str, uidvalidity: int, uids: list[int], keyword: str) -> None:
+        """Set a keyword (never a system flag) on these messages, nothing else."""
+        if not uids or not keyword or keyword.startswith("\\"):
+            return
+        if self._select(folder, readonly=False) != uidvalidity:
+            return  # the folder was rebuilt: these UIDs no longer name those messages
+        self.client.add_flags(uids, [keyword.encode()], silent=True)
 
 
 class MaildirMailbox:

@@ -37,9 +37,14 @@ class Refused(LoginRefused):
         self.code = code
 
 
+def watch_token_file(name: str) -> str:
+    """A watched mailbox's own tokens (`saraban-mail auth --watch NAME`)."""
+    return f"oauth-token-{name}.json"
+
+
 class TokenStore:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / TOKEN_FILE
+    def __init__(self, data_dir: Path, file: str = TOKEN_FILE) -> None:
+        self.path = data_dir / file
 
     def load(self) -> dict[str, Any]:
         try:
@@ -83,10 +88,11 @@ def _client(settings: OAuth) -> dict[str, str]:
 class Tokens:
     """Gives a valid access token, renewing it from the refresh token when due."""
 
-    def __init__(self, settings: OAuth, data_dir: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(self, settings: OAuth, data_dir: Path, clock: Callable[[], datetime],
+                 file: str = TOKEN_FILE) -> None:
         if not settings.token_url or not settings.client_id:
             raise MailboxError("OAuth2 login needs oauth.token_url and oauth.client_id")
-        self.settings, self.store, self.clock = settings, TokenStore(data_dir), clock
+        self.settings, self.store, self.clock = settings, TokenStore(data_dir, file), clock
 
     def access_token(self, fresh: bool = False) -> str:
         tokens = self.store.load()
@@ -135,7 +141,8 @@ def _take(tokens: dict[str, Any], reply: dict[str, Any], now: datetime) -> None:
 
 
 def device_login(settings: OAuth, data_dir: Path, say: Callable[[str], None],
-                 clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], datetime], sleep: Callable[[float], None] = time.sleep,
+                 file: str = TOKEN_FILE) -> None:
     """The one-time consent: show the code, wait until someone enters it, keep the tokens."""
     if not settings.device_url or not settings.token_url or not settings.client_id:
         raise MailboxError("`saraban-mail auth` needs oauth.device_url, oauth.token_url and "
@@ -165,7 +172,7 @@ def device_login(settings: OAuth, data_dir: Path, say: Callable[[str], None],
             raise MailboxError("no refresh token was issued: add offline_access to oauth.scope")
         tokens: dict[str, Any] = {}
         _take(tokens, reply, clock())
-        TokenStore(data_dir).save(tokens)
+        TokenStore(data_dir, file).save(tokens)
         return
     raise LoginRefused("the code was not entered in time; run `saraban-mail auth` again")
 

@@ -5,6 +5,7 @@ crashes anywhere is finished by the next one: nothing is lost, nothing happens t
 
 from __future__ import annotations
 
+import dataclasses
 import email.policy
 import functools
 import hashlib
@@ -30,7 +31,7 @@ from saraban_mail import matters, oauth, results
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
-from saraban_mail.errors import LoginRefused, MailboxError, RegisterError, SendError
+from saraban_mail.errors import LoginRefused, MailboxError, RegisterError, SarabanError, SendError
 from saraban_mail.journal import Journal, private_dir
 from saraban_mail.mailbox import Fetched, Mailbox
 from saraban_mail.parse import Incoming, identity_of, parse
@@ -88,6 +89,8 @@ def poll(ctx: Context) -> PollReport:
     poll_id = uuid.uuid4().hex
     stages: list[Callable[[Context, PollReport], None]] = [
         functools.partial(_intake, poll_id=poll_id), _number]
+    if not ctx.dry_run and ctx.config.watch:
+        stages.insert(0, _watch)
     if not ctx.dry_run:
         stages += [_write_register, _clerk_instructions, _housekeeping, _send, _results,
                    _apply_actions, _alert]
@@ -120,6 +123,40 @@ def _intake(ctx: Context, report: PollReport, poll_id: str) -> None:
                                  functools.partial(_intake_folder, ctx, folder, poll_id, report))
         if failed:
             report.problems.append(f"{folder}: mailbox error: {failed}; read again at the next poll")
+
+
+def _watch(ctx: Context, report: PollReport) -> None:
+    """Staff mailboxes first, so that what they hold for saraban is taken in this poll.
+    One that fails (a wrong password, a server down) is reported; the poll goes on."""
+    from saraban_mail import watch
+    from saraban_mail.mailbox import ImapMailbox, WatchedMailbox
+
+    if not isinstance(ctx.mailbox, ImapMailbox):
+        report.problems.append('watched mailboxes need mailbox.backend = "imap": not read')
+        return
+    max_bytes = int(ctx.config.policy.max_message_mb * 2**20)
+    for entry in ctx.config.watch:
+        if ctx.stop():
+            break
+        box = None
+        try:
+            tokens = None
+            if entry.auth != "password":
+                tokens = oauth.Tokens(ctx.config.oauth, ctx.config.paths.data_dir, ctx.clock,
+                                      oauth.watch_token_file(entry.name))
+            box = WatchedMailbox(entry, tokens, max_bytes)
+            done = watch.read_watched(box, entry, ctx.mailbox, ctx.journal, ctx.config, ctx.rules,
+                                      _identity(ctx.config), ctx.clock, ctx.stop)
+            watch.note_health(ctx.journal, entry.name, ctx.clock(), report=done)
+        except (SarabanError, OSError, IMAPClientError) as exc:
+            text = watch.failure_text(exc)
+            log.warning("watched mailbox %s: %s", entry.name, text)
+            report.problems.append(f"watched mailbox {entry.name}: {text}; "
+                                   "read again at the next poll")
+            watch.note_health(ctx.journal, entry.name, ctx.clock(), error=text)
+        finally:
+            if box is not None:
+                box.close()
 
 
 def _with_reconnect(ctx: Context, what: str, step: Callable[[], object]) -> Exception | None:
@@ -208,6 +245,13 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
             f"({ctx.config.policy.max_message_mb:g}): read it in the mail program"))
     else:
         decision = classify(mail, ctx.rules, _identity(ctx.config))
+    origin = journal.watched(mail.identity) if fetched.folder == folders.inbox else None
+    if origin is not None and decision.category.registered:
+        # Our copy from a staff mailbox: received now, by saraban; sent to the wrong address.
+        decision = dataclasses.replace(
+            decision, category=Category.WRONG_CHANNEL, rule="watched_mailbox", channel=None,
+            reason=f"sent to {origin['address'] or origin['watch']} (watched mailbox "
+                   f"'{origin['watch']}'), copied to the central mailbox")
     text_sha = hashlib.sha256(" ".join(fold(mail.text).split()).encode()).hexdigest()
     related = (matters.related_receipt(mail, decision.requester, journal)
                if decision.category.registered else None)
@@ -217,6 +261,9 @@ def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
                             "the same text again in answer to our reply (an auto-responder)")
     record = _record(ctx, fetched, mail, decision)
     record["text_sha"] = text_sha
+    if origin is not None:
+        record["watched"] = {"watch": origin["watch"], "address": origin["address"],
+                             "arrived_at": origin["arrived_at"]}
     if decision.category.registered:
         record["related_receipt"] = f"{related[1]}/{related[0]}" if related else None
         text = fold(f"{mail.subject}\n{mail.text}")
@@ -511,6 +558,12 @@ def _register_row(ctx: Context, record: dict[str, Any], number: int,
         remarks.append(f"ความเสี่ยงสูง ({record['high_risk_rule']}): ต้องยืนยันตัวตนก่อนดำเนินการ")
     if record.get("related_receipt"):
         remarks.append(f"เกี่ยวข้องกับเลขทะเบียนรับที่ {record['related_receipt']}")
+    if record.get("watched"):
+        seen = record["watched"]
+        arrived = datetime.fromisoformat(seen["arrived_at"]).astimezone(ctx.calendar.tz)
+        remarks.append(f"ส่งถึง {seen['address'] or seen['watch']} (กล่องจดหมายเจ้าหน้าที่) "
+                       f"เมื่อ {thai_datetime(arrived)}; ระบบคัดลอกเข้าอีเมลกลาง "
+                       "วันเวลารับคือเวลาที่อีเมลกลางได้รับ")
     if record["folder"] == ctx.mailbox.folders.junk:
         remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
     return {

@@ -1,0 +1,194 @@
+"""Watched staff mailboxes, against a real Dovecot with several users: a citizen's request
+that reached a staff member is copied to saraban, registered and acknowledged once; the
+staff mailbox is unchanged but for a keyword; a broken staff account stops nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.conftest import deliver, imap_client
+from tests.offices import cli, poll
+from tests.servers import PASSWORD, free_port
+
+NOW = datetime.now(UTC)
+AGENCY = "saraban@nongtuayang.go.th"
+
+
+def mail(sender: str, to: str, subject: str, text: str, *, key: str, **headers: str) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = "Sun, 22 Nov 2026 10:00:00 +0700"
+    msg["Message-ID"] = f"<{key}@watch.example>"
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(text)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def secrets_dir():
+    """Password files outside the suite's temporary folder (which must hold no password)."""
+    folder = Path(tempfile.mkdtemp(prefix="saraban-watch-"))
+    (folder / "staff-password").write_text(PASSWORD)
+    (folder / "wrong-password").write_text("Wr0ng-Pa55")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def watch_entry(name: str, port: int, account: str, password_file: Path) -> str:
+    return f"""
+[[watch]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{account}"
+password_file = "{password_file}"
+timeout = 5
+"""
+
+
+def staff_state(dovecot, account: str) -> dict[int, tuple[bytes, tuple]]:
+    """Every message of the staff INBOX: its bytes and flags (\\Recent is session state)."""
+    client = imap_client(dovecot, account)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        fetched = client.fetch(client.search("ALL"), ["BODY.PEEK[]", "FLAGS"])
+        return {uid: (d[b"BODY[]"], tuple(sorted(f for f in d[b"FLAGS"] if f != b"\\Recent")))
+                for uid, d in fetched.items()}
+    finally:
+        client.logout()
+
+
+def inbox_copies(dovecot, account: str) -> list[bytes]:
+    client = imap_client(dovecot, account)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        uids = client.search(["HEADER", "X-Saraban-Via", "watch="])
+        return [d[b"BODY[]"] for d in client.fetch(uids, ["BODY.PEEK[]"]).values()]
+    finally:
+        client.logout()
+
+
+def journal_records(office: Path) -> list[dict]:
+    with sqlite3.connect(office.parent / "data" / "journal.sqlite3") as db:
+        return [json.loads(r[0]) for r in db.execute("SELECT record FROM messages")]
+
+
+def register_rows(office: Path) -> list[tuple]:
+    book = openpyxl.load_workbook(office.parent / "register" / "incoming-2569.xlsx")
+    return [row for row in book.worksheets[0].iter_rows(min_row=3, values_only=True) if row[0]]
+
+
+def test_a_request_in_a_staff_mailbox_is_copied_registered_and_acknowledged_once(
+    office, dovecot, smtp, secrets_dir
+):
+    staff = dovecot.account()
+    office.write_text(office.read_text() + watch_entry(
+        "somchai", dovecot.port, staff, secrets_dir / "staff-password")
+        + '\n[watching]\nagency_domains = ["test.example"]\n')
+    arrived = NOW - timedelta(days=1)
+    request = mail("นายเกษม ใจดี <kasem.citizen@gmail.com>", staff, "ขออนุญาตต่อเติมบ้าน",
+                   "เรียนคุณสมชาย ผมขออนุญาตต่อเติมบ้านเลขที่ 12 หมู่ 3 ครับ", key="request")
+    deliver(dovecot, staff, "INBOX", request, arrived)
+    others = [
+        mail("สมศรี <somsri@test.example>", staff, "ขอเอกสารประชุมพรุ่งนี้",
+             "ขอเอกสารประชุมด้วยค่ะ", key="colleague"),
+        mail("ร้านค้า <news@shop.example>", staff, "โปรโมชั่นเดือนนี้", "ลดราคาทั้งร้าน",
+             key="newsletter", List_Unsubscribe="<mailto:leave@shop.example>",
+             Precedence="bulk"),
+        mail("friend <old.friend@gmail.com>", staff, "นัดกินข้าววันเสาร์",
+             "ว่างไหมวันเสาร์นี้", key="friend"),
+        mail("ผู้ส่ง <promo@slot.example>", staff, "สล็อต บาคาร่า เว็บตรง",
+             "สล็อต บาคาร่า คาสิโน เว็บตรง ฝากถอนออโต้", key="spam"),
+    ]
+    for raw in others:
+        deliver(dovecot, staff, "INBOX", raw, arrived)
+    old = mail("นางมาลี <malee@gmail.com>", staff, "ขอสำเนาทะเบียนบ้าน", "ขอสำเนาค่ะ",
+               key="old-request")
+    deliver(dovecot, staff, "INBOX", old, NOW - timedelta(days=20))  # before watching began
+    before = staff_state(dovecot, staff)
+
+    first = poll(office)
+    assert first.returncode == 0, first.stderr
+    assert "kasem" not in first.stderr and "เอกสารประชุม" not in first.stderr  # ids only
+
+    copies = inbox_copies(dovecot, _saraban(office))
+    assert len(copies) == 1 and copies[0].endswith(request)
+    records = [r for r in journal_records(office) if r.get("watched")]
+    assert len(records) == 1
+    record = records[0]
+    assert (record["category"], record["rule"], record["requester"]) == (
+        "wrong_channel", "watched_mailbox", "kasem.citizen@gmail.com")
+    assert record["watched"]["address"] == staff
+    assert datetime.fromisoformat(record["watched"]["arrived_at"]) == arrived.replace(microsecond=0)
+    # Official receipt: when the saraban inbox got the copy, not when the staff member did.
+    assert datetime.fromisoformat(record["received_at"]) > arrived + timedelta(hours=20)
+    rows = register_rows(office)
+    assert len(rows) == 1 and "ส่งถึง" in rows[0][7] and staff in rows[0][7]
+    acks = [m for m in smtp.messages if m[1] == ["kasem.citizen@gmail.com"]]
+    assert len(acks) == 1 and AGENCY.encode() in acks[0][2]
+    assert len(smtp.messages) == 1  # nobody else heard from us
+
+    after = staff_state(dovecot, staff)
+    assert after.keys() == before.keys()
+    for uid, (raw, flags) in before.items():
+        assert after[uid][0] == raw  # byte for byte
+        expected = tuple(sorted((*flags, b"$SarabanCopied"))) if raw == request else flags
+        assert after[uid][1] == expected
+
+    second = poll(office)  # a new process: a restart
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(office.parent / "data" / "journal.sqlite3") as db:
+        db.execute("UPDATE folders SET last_uid = 0 WHERE folder LIKE 'watch:%'")  # progress lost
+    third = poll(office)
+    assert third.returncode == 0, third.stderr
+    assert len(inbox_copies(dovecot, _saraban(office))) == 1
+    assert len(register_rows(office)) == 1 and len(smtp.messages) == 1
+    assert staff_state(dovecot, staff) == after
+
+    status = cli("status", "--config", str(office))
+    assert f"watched somchai ({staff}): ok" in status.stdout
+    assert "1 request(s) copied" in status.stdout
+
+
+def _saraban(office: Path) -> str:
+    return next(line.split('"')[1] for line in office.read_text().splitlines()
+                if line.startswith("username"))
+
+
+def test_a_broken_staff_account_or_server_does_not_stop_the_saraban_poll(
+    office, dovecot, smtp, secrets_dir, imap_account
+):
+    staff = dovecot.account()
+    office.write_text(office.read_text()
+                      + watch_entry("wrongpw", dovecot.port, staff, secrets_dir / "wrong-password")
+                      + watch_entry("down", free_port(), staff, secrets_dir / "staff-password"))
+    direct = mail("นายเกษม <kasem.citizen@gmail.com>", AGENCY, "ขออนุญาตก่อสร้างอาคาร",
+                  "ขออนุญาตก่อสร้างอาคารครับ", key="direct")
+    deliver(dovecot, imap_account, "INBOX", direct, NOW)
+
+    result = poll(office)
+    assert result.returncode == 3, result.stderr  # done, with problems to report
+    assert "watched mailbox wrongpw" in result.stderr and "watched mailbox down" in result.stderr
+    assert len(register_rows(office)) == 1 and len(smtp.messages) == 1
+
+    status = cli("status", "--config", str(office))
+    assert "watched wrongpw" in status.stdout and "FAILING" in status.stdout
+    assert "watched down" in status.stdout
+    check = cli("check", "--config", str(office))
+    assert "watched mailbox wrongpw" in check.stderr and "watched mailbox down" in check.stderr
+    for output in (result.stderr, status.stdout, check.stdout, check.stderr):
+        assert "Wr0ng-Pa55" not in output and PASSWORD not in output
