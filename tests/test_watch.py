@@ -192,3 +192,50 @@ def test_a_broken_staff_account_or_server_does_not_stop_the_saraban_poll(
     assert "watched mailbox wrongpw" in check.stderr and "watched mailbox down" in check.stderr
     for output in (result.stderr, status.stdout, check.stdout, check.stderr):
         assert "Wr0ng-Pa55" not in output and PASSWORD not in output
+
+
+# -- the narrow rule, without servers --------------------------------------------------
+
+
+def verdict(raw: bytes, address: str = "somchai@nongtuayang.go.th"):
+    from saraban_mail.classify import Identity, classify
+    from saraban_mail.config import Config
+    from saraban_mail.parse import parse
+    from saraban_mail.rules import load_rules
+    from saraban_mail.watch import takes
+
+    config = Config.model_validate({"agency": {"email": AGENCY},
+                                    "staff": {"addresses": ["somsri.staff@gmail.com"]}})
+    parsed = parse(raw)
+    rules = load_rules(Path(__file__).resolve().parent.parent / "rules")
+    return takes(parsed, classify(parsed, rules, Identity(frozenset({AGENCY}))), address, config)
+
+
+def with_scan(raw: bytes) -> bytes:
+    from email import message_from_bytes
+    from email.policy import default
+
+    msg = message_from_bytes(raw, policy=default)
+    msg.make_mixed()
+    msg.add_attachment(b"%PDF-1.7\n...", maintype="application", subtype="pdf",
+                       filename="scan.pdf")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(("raw", "take", "why"), [
+    (mail("a <a@gmail.com>", "somchai@nongtuayang.go.th", "ร้องเรียนเสียงดัง", "ร้องเรียนครับ",
+          key="k1"), True, "request_keywords"),
+    (with_scan(mail("a <a@gmail.com>", "somchai@nongtuayang.go.th", "ส่งเอกสารตามที่คุยกัน",
+                    "ตามไฟล์แนบครับ", key="k2")), True, "request_attachment"),
+    (mail("a <a@gmail.com>", "somchai@nongtuayang.go.th", "สวัสดีครับ", "โทรกลับด้วยครับ",
+          key="k3"), False, "no_sign_of_a_request"),
+    (mail("a <a@gmail.com>", "list@lists.example", "ขออนุญาตจัดงาน", "ขออนุญาตครับ",
+          key="k4"), False, "not_addressed_to_the_mailbox"),
+    (mail("ปลัด <palad@nongtuayang.go.th>", "somchai@nongtuayang.go.th", "ขออนุญาตลา",
+          "ขออนุญาตลาพักผ่อน", key="k5"), False, "staff_sender"),
+    (mail("สมศรี <somsri.staff@gmail.com>", "somchai@nongtuayang.go.th", "คำร้องที่รับมา",
+          "คำร้องของชาวบ้าน", key="k6"), False, "staff_sender"),
+])
+def test_the_narrow_rule_takes_only_citizens_requests_addressed_to_the_mailbox(raw, take, why):
+    found = verdict(raw)
+    assert (found.take, found.why) == (take, why)
