@@ -9,6 +9,7 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from tests.oauth_server import AuthServer
 from tests.servers import PASSWORD, Dovecot, dovecot_available, start_dovecot, start_smtp
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -109,3 +110,21 @@ def office(tmp_path: Path, dovecot: Dovecot, imap_account: str, smtp, monkeypatc
     monkeypatch.setenv("SARABAN_IMAP__PASSWORD", PASSWORD)
     monkeypatch.delenv("SARABAN_CONFIG", raising=False)
     return config
+
+
+@pytest.fixture(scope="module")
+def oauth_servers():
+    """An OAuth2 provider, a Dovecot that asks it about tokens (and takes passwords too),
+    and an SMTP server that wants a token."""
+    if not dovecot_available():
+        if IN_CI:
+            pytest.fail("Dovecot is not installed (run tests/setup-and-run.sh)")
+        pytest.skip("Dovecot is not installed")
+    auth = AuthServer(user="user1@test.example").start()
+    dovecot = start_dovecot(introspection_url=f"{auth.url}/introspect")
+    controller, sink = start_smtp(token_ok=auth.active)
+    sink.port = controller.port
+    yield auth, dovecot, sink
+    controller.stop()
+    dovecot.stop()
+    auth.stop()

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from saraban_mail.calendar import BANGKOK
-from tests.conftest import IN_CI, deliver
-from tests.oauth_server import AuthServer
-from tests.servers import CuttingProxy, dovecot_available, start_dovecot, start_smtp
+from tests.conftest import deliver
+from tests.servers import CuttingProxy
 
 
 def citizen_request(n: int, padding: int = 0) -> tuple[bytes, datetime]:
@@ -170,22 +169,6 @@ def test_progress_bar_on_a_terminal_only(office, dovecot, imap_account, smtp):
 
 
 # -- OAuth2 ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def oauth_servers():
-    if not dovecot_available():
-        if IN_CI:
-            pytest.fail("Dovecot is not installed (run tests/setup-and-run.sh)")
-        pytest.skip("Dovecot is not installed")
-    auth = AuthServer(user="user1@test.example").start()
-    dovecot = start_dovecot(introspection_url=f"{auth.url}/introspect")
-    controller, sink = start_smtp(token_ok=auth.active)
-    sink.port = controller.port
-    yield auth, dovecot, sink
-    controller.stop()
-    dovecot.stop()
-    auth.stop()
 
 
 OAUTH_CONFIG = """

@@ -121,9 +121,13 @@ def test_a_request_in_a_staff_mailbox_is_copied_registered_and_acknowledged_once
     deliver(dovecot, staff, "INBOX", old, NOW - timedelta(days=20))  # before watching began
     before = staff_state(dovecot, staff)
 
-    first = poll(office)
+    first = cli("-v", "poll", "--config", str(office), "--json")
     assert first.returncode == 0, first.stderr
-    assert "kasem" not in first.stderr and "เอกสารประชุม" not in first.stderr  # ids only
+    # The log names staff mail by folder and UID with a reason id, never who or what.
+    assert "INBOX UID 2: left alone (staff_sender)" in first.stderr
+    assert "INBOX UID 3: left alone (category:automated)" in first.stderr
+    for private in ("somsri", "เอกสารประชุม", "shop.example", "old.friend", "นัดกินข้าว"):
+        assert private not in first.stderr
 
     copies = inbox_copies(dovecot, _saraban(office))
     assert len(copies) == 1 and copies[0].endswith(request)
@@ -239,3 +243,59 @@ def with_scan(raw: bytes) -> bytes:
 def test_the_narrow_rule_takes_only_citizens_requests_addressed_to_the_mailbox(raw, take, why):
     found = verdict(raw)
     assert (found.take, found.why) == (take, why)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_watched_mailbox_with_an_oauth2_login_of_its_own(oauth_servers, smtp, tmp_path,
+                                                            monkeypatch):
+    """The staff account logs in with OAuth2 (its own consent and token file), saraban
+    with a password: the request in the staff mailbox is still copied and acknowledged."""
+    auth, dovecot, _ = oauth_servers
+    staff, saraban = "user1@test.example", "user2@test.example"
+    monkeypatch.setenv("SARABAN_IMAP__PASSWORD", PASSWORD)
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[agency]
+name_th = "เทศบาลตำบลหนองตัวอย่าง"
+name_en = "Nong Tua Yang Subdistrict Municipality"
+email = "{AGENCY}"
+[imap]
+host = "127.0.0.1"
+port = {dovecot.port}
+security = "plain"
+username = "{saraban}"
+[smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "plain"
+[oauth]
+token_url = "{auth.url}/token"
+device_url = "{auth.url}/device"
+client_id = "saraban-test"
+scope = "imap offline_access"
+[[watch]]
+name = "somchai"
+host = "127.0.0.1"
+port = {dovecot.port}
+security = "plain"
+auth = "xoauth2"
+username = "{staff}"
+[watching]
+agency_domains = ["test.example"]
+""", encoding="utf-8")
+    before = poll(config)
+    assert "watched mailbox somchai" in before.stderr and "saraban-mail auth" in before.stderr
+
+    consent = cli("auth", "--watch", "somchai", "--config", str(config))
+    assert consent.returncode == 0, consent.stderr
+    assert f"IMAP login ok: {staff}" in consent.stdout
+    assert (tmp_path / "data" / "oauth-token-somchai.json").exists()
+    assert not (tmp_path / "data" / "oauth-token.json").exists()  # saraban's own is apart
+
+    request = mail("นายเกษม <kasem.citizen@gmail.com>", staff, "คำร้องขอซ่อมถนน",
+                   "ขอให้ซ่อมถนนหน้าบ้านครับ", key="oauth-request")
+    deliver(dovecot, staff, "INBOX", request, NOW)
+    result = poll(config)
+    assert result.returncode == 0, result.stderr
+    assert len(inbox_copies(dovecot, saraban)) == 1
+    assert [m[1] for m in smtp.messages] == [["kasem.citizen@gmail.com"]]
