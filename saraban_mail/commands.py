@@ -341,7 +341,7 @@ def _auth_watch(config: Config, name: str) -> int:
     file = oauth.watch_token_file(name)
     oauth.device_login(config.oauth, config.paths.data_dir, print, now, file=file)
     print(f"token kept in {config.paths.data_dir / file}")
-    WatchedMailbox(watch, Tokens(config.oauth, config.paths.data_dir, now, file)).close()
+    WatchedMailbox(watch, oauth.watch_tokens(config, watch, now)).close()
     print(f"IMAP login ok: {watch.username}")
     return EXIT_OK
 
@@ -427,9 +427,7 @@ def _check_watch(config: Config, watch: Any) -> str:
 
     box = None
     try:
-        tokens = None if watch.auth == "password" else Tokens(
-            config.oauth, config.paths.data_dir, now, oauth.watch_token_file(watch.name))
-        box = WatchedMailbox(watch, tokens)
+        box = WatchedMailbox(watch, oauth.watch_tokens(config, watch, now))
         for folder in watch.folders:
             box.uidvalidity(folder)
         return ""

@@ -331,7 +331,6 @@ class ImapMailbox:
 
     def holds_header(self, folder: str, name: str, value: str) -> bool:
         """Does any message of the folder carry this header containing this value?"""
-        self._selected = None
         self._select(folder, readonly=True)
         return bool(self.client.search(["HEADER", name, value]))
 

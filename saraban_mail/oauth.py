@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from saraban_mail.config import Config, OAuth
+from saraban_mail.config import Config, OAuth, Watch
 from saraban_mail.errors import LoginRefused, MailboxError
 from saraban_mail.journal import private_dir
 
@@ -40,6 +40,13 @@ class Refused(LoginRefused):
 def watch_token_file(name: str) -> str:
     """A watched mailbox's own tokens (`saraban-mail auth --watch NAME`)."""
     return f"oauth-token-{name}.json"
+
+
+def watch_tokens(config: Config, watch: Watch, clock: Callable[[], datetime]) -> Tokens | None:
+    """The tokens of a watched mailbox that logs in with OAuth2 (None for a password)."""
+    if watch.auth == "password":
+        return None
+    return Tokens(config.oauth, config.paths.data_dir, clock, watch_token_file(watch.name))
 
 
 class TokenStore:

@@ -140,11 +140,7 @@ def _watch(ctx: Context, report: PollReport) -> None:
             break
         box = None
         try:
-            tokens = None
-            if entry.auth != "password":
-                tokens = oauth.Tokens(ctx.config.oauth, ctx.config.paths.data_dir, ctx.clock,
-                                      oauth.watch_token_file(entry.name))
-            box = WatchedMailbox(entry, tokens, max_bytes)
+            box = WatchedMailbox(entry, oauth.watch_tokens(ctx.config, entry, ctx.clock), max_bytes)
             done = watch.read_watched(box, entry, ctx.mailbox, ctx.journal, ctx.config, ctx.rules,
                                       _identity(ctx.config), ctx.clock, ctx.stop)
             watch.note_health(ctx.journal, entry.name, ctx.clock(), report=done)

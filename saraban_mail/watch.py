@@ -93,12 +93,12 @@ def read_watched(box: WatchedMailbox, watch: Watch, saraban: ImapMailbox, journa
                  clock: Callable[[], datetime], stop: Callable[[], bool]) -> WatchReport:
     """Read one watched mailbox's new mail; copy the requests to the saraban inbox."""
     report = WatchReport(watch.name)
+    since = watch.start_date or _first_day(journal, watch, config, clock)
     for folder in watch.folders:
         key = f"watch:{watch.name}:{folder}"
         validity = box.uidvalidity(folder)
         state = journal.folder_state(key)
         after = state.last_uid if state and state.uidvalidity == validity else 0
-        since = watch.start_date or _first_day(journal, watch, config, clock)
         taken: list[int] = []
         last = after
         for fetched in box.fetch_new(folder, after, since, lambda _uid: False):
