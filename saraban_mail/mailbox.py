@@ -18,18 +18,22 @@ from typing import TYPE_CHECKING, Protocol
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import JUNK, SENT, TRASH
+from imapclient.response_types import BodyData
 
 from saraban_mail.config import Imap
 from saraban_mail.errors import LoginRefused, MailboxError
+from saraban_mail.parse import ServerPart
 
 if TYPE_CHECKING:
     from saraban_mail.oauth import Tokens
 
 FETCH_BATCH = 25  # messages per FETCH: few round trips...
 FETCH_BYTES = 8 << 20  # ...and little held at once: a large message comes alone
+CUT_MESSAGE = 256 << 10  # a message this large has its structure asked for, and...
+CUT_PART = 64 << 10  # ...its base64 parts this large located by the server (parse.ServerPart)
 
 
-def _batches(uids: list[int], sizes: dict[int, int]) -> Iterator[tuple[int, list[int]]]:
+def batches(uids: list[int], sizes: dict[int, int]) -> Iterator[tuple[int, list[int]]]:
     """(index of the first, UIDs) of each FETCH: at most FETCH_BATCH messages and, where
     the sizes are known, FETCH_BYTES (a message larger than that is fetched on its own)."""
     start, total = 0, 0
@@ -43,6 +47,35 @@ def _batches(uids: list[int], sizes: dict[int, int]) -> Iterator[tuple[int, list
         total += size
     if batch:
         yield start, batch
+
+
+def _param(params: object, name: bytes) -> bytes | None:
+    """One parameter of a BODYSTRUCTURE parameter list (name, value, name, value...)."""
+    if not isinstance(params, (tuple, list)):
+        return None
+    pairs = zip(params[::2], params[1::2], strict=False)
+    return next((bytes(v) for k, v in pairs if isinstance(k, bytes) and isinstance(v, bytes)
+                 and k.lower() == name), None)
+
+
+def _large_parts(structure: BodyData, prefix: str = "") -> list[tuple[str, int, bytes]]:
+    """(section, octets, boundary) of each base64 leaf of at least CUT_PART in a
+    multipart BODYSTRUCTURE; text parts and forwarded mails (message/*) are left whole."""
+    if not structure.is_multipart:
+        return []
+    boundary = _param(structure[2], b"boundary")
+    found: list[tuple[str, int, bytes]] = []
+    for number, part in enumerate(structure[0], start=1):
+        section = f"{prefix}{number}"
+        if part.is_multipart:
+            found += _large_parts(part, f"{section}.")
+        elif (boundary and isinstance(part[0], bytes) and isinstance(part[5], bytes)
+              and part[0].lower() not in (b"text", b"message", b"multipart")
+              and part[5].lower() == b"base64" and isinstance(part[6], int)
+              and part[6] >= CUT_PART):
+            found.append((section, part[6], boundary))
+    return found
+
 
 JUNK_NAMES = ("Junk", "Junk E-mail", "Junk Email", "Spam", "[Gmail]/Spam", "INBOX.Junk",
               "INBOX.Spam")
@@ -69,6 +102,7 @@ class Fetched:
     # Larger than the limit: raw holds the header only; size is the whole message's.
     truncated: bool = False
     size: int = 0
+    parts: tuple[ServerPart, ...] = ()  # large attachments as the server located them
 
 
 class Mailbox(Protocol):
@@ -90,6 +124,8 @@ class Mailbox(Protocol):
         ...
 
     def append(self, folder: str, raw: bytes) -> None: ...
+
+    def append_many(self, folder: str, raws: list[bytes]) -> None: ...
 
     def reconnect(self) -> None:
         """After a dropped connection: connect and log in again."""
@@ -233,12 +269,21 @@ class ImapMailbox:
         if uids:  # sizes: to skip what is too large and to batch by bytes
             sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in
                      self.client.fetch(uids, [b"RFC822.SIZE"]).items()}
-        for start, batch in _batches(uids, sizes):
+        for start, batch in batches(uids, sizes):
             huge = {u for u in batch if self.max_bytes and sizes.get(u, 0) > self.max_bytes}
+            cuts = self._large_parts([u for u in batch if u not in huge
+                                      and sizes.get(u, 0) >= CUT_MESSAGE])
             response = {}
-            if len(huge) < len(batch):
-                response = self.client.fetch([u for u in batch if u not in huge],
-                                             [b"BODY.PEEK[]", b"INTERNALDATE"])
+            plain = [u for u in batch if u not in huge and u not in cuts]
+            if plain:
+                response = self.client.fetch(plain, [b"BODY.PEEK[]", b"INTERNALDATE"])
+            by_sections: dict[tuple[str, ...], list[int]] = {}
+            for uid, found in cuts.items():
+                by_sections.setdefault(tuple(section for section, _, _ in found), []).append(uid)
+            for sections, group in by_sections.items():  # most often one group: part 2
+                response.update(self.client.fetch(group, [
+                    b"BODY.PEEK[]", b"INTERNALDATE",
+                    *(f"BODY.PEEK[{section}.MIME]".encode() for section in sections)]))
             if huge:
                 response.update({u: {b"BODY[]": d.get(b"BODY[HEADER]", b""), **d} for u, d in
                                  self.client.fetch(sorted(huge), [b"BODY.PEEK[HEADER]",
@@ -255,9 +300,35 @@ class ImapMailbox:
                 left = len(uids) - uids.index(uid, start) - 1
                 size = sizes.get(uid, 0)
                 raw = bytes(data.pop(b"BODY[]"))
+                parts = tuple(
+                    ServerPart(bytes(data.get(f"BODY[{section}.MIME]".encode()) or b""),
+                               octets, boundary)
+                    for section, octets, boundary in cuts.get(uid, ()))
                 del data
                 yield Fetched(folder, uidvalidity, uid, received, raw, left, uid in huge,
-                              size or len(raw))
+                              size or len(raw), parts)
+
+    def _large_parts(self, uids: list[int]) -> dict[int, list[tuple[str, int, bytes]]]:
+        """The large base64 parts of each message, by its BODYSTRUCTURE. A structure the
+        client cannot read only means the message is parsed whole."""
+        if not uids:
+            return {}
+        try:
+            structures = self.client.fetch(uids, [b"BODYSTRUCTURE"])
+        except IMAPClientAbortError:
+            raise
+        except (IMAPClientError, ValueError, IndexError, TypeError):
+            return {}
+        cuts = {}
+        for uid, data in structures.items():
+            structure = data.get(b"BODYSTRUCTURE")
+            try:
+                found = _large_parts(structure) if isinstance(structure, BodyData) else []
+            except (ValueError, IndexError, TypeError):
+                found = []
+            if found:
+                cuts[uid] = found
+        return cuts
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         if self._selected != (folder, False):
@@ -324,6 +395,16 @@ class ImapMailbox:
 
     def append(self, folder: str, raw: bytes) -> None:
         self.client.append(folder, raw, flags=[imapclient.SEEN])
+
+    def append_many(self, folder: str, raws: list[bytes]) -> None:
+        """Copies of sent mail, read: one MULTIAPPEND (RFC 3502) where the server has it,
+        all or none of them stored, instead of a round trip each."""
+        if len(raws) > 1 and self.client.has_capability("MULTIAPPEND"):
+            self.client.multiappend(folder, [{"msg": raw, "flags": [imapclient.SEEN]}
+                                             for raw in raws])
+        else:
+            for raw in raws:
+                self.append(folder, raw)
 
     def deliver(self, folder: str, raw: bytes) -> None:
         """Put a message in a folder as new mail (unread; the server's time of arrival)."""
@@ -440,6 +521,10 @@ class MaildirMailbox:
         message.set_subdir("cur")
         message.add_flag("S")
         self._box(folder).add(message)
+
+    def append_many(self, folder: str, raws: list[bytes]) -> None:
+        for raw in raws:
+            self.append(folder, raw)
 
     def close(self) -> None:
         return None

@@ -33,7 +33,7 @@ from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
 from saraban_mail.errors import LoginRefused, MailboxError, RegisterError, SarabanError, SendError
 from saraban_mail.journal import Journal, private_dir
-from saraban_mail.mailbox import Fetched, Mailbox
+from saraban_mail.mailbox import Fetched, Mailbox, batches
 from saraban_mail.parse import Incoming, identity_of, parse
 from saraban_mail.register import (
     INCOMING,
@@ -222,7 +222,7 @@ def _is_duplicate(known_folder: str, known_validity: int, fetched: Fetched, junk
 
 def _intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
     journal, folders = ctx.journal, ctx.mailbox.folders
-    mail = parse(fetched.raw)
+    mail = parse(fetched.raw, fetched.parts)
     now = ctx.clock()
     known = journal.find_identity(mail.identity)
     if known is not None:
@@ -665,13 +665,18 @@ def send_queued(journal: Journal, config: Config, transport: Transport, mailbox:
     sent_folder = mailbox.folders.sent if mailbox else None
     if mailbox is None or not sent_folder:
         return problems
-    for row in journal.unfiled_mail():
+    unfiled = journal.unfiled_mail()
+    sizes = {index: len(row["raw"]) for index, row in enumerate(unfiled)}
+    for _, batch in batches(list(sizes), sizes):
         try:
-            mailbox.append(sent_folder, row["raw"])
+            mailbox.append_many(sent_folder, [unfiled[index]["raw"] for index in batch])
         except NETWORK_ERRORS as exc:
             problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
             break
-        journal.mark_filed(row["id"], clock())
+        now = clock()
+        with journal.transaction():
+            for index in batch:
+                journal.mark_filed(unfiled[index]["id"], now)
     return problems
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,12 +103,32 @@ def build(kind: str, to: str, subject: str, body: str, sender: Envelope, now: da
         return Reply(kind, to, message_id, _with_files(headers, body, files))
     msg = EmailMessage(policy=email.policy.SMTP)
     for name, value in headers.items():
-        msg[name] = value
+        _set_header(msg, name, value)
     msg.set_content(body, charset="utf-8", cte="8bit" if body.isascii() else "base64")
     if attach is not None:
         original = email.message_from_bytes(attach, policy=email.policy.default)
         msg.add_attachment(original, filename="original.eml")
     return Reply(kind, to, message_id, msg.as_bytes())
+
+
+def _set_header(msg: EmailMessage, name: str, value: str) -> None:
+    """A header folded once. Given as text, the modern policy parses each value into a
+    tree and folds it again on output: most of the time a reply takes to build."""
+    if "\r" in value or "\n" in value:
+        msg[name] = value  # which refuses it
+    elif value.isascii() and len(name) + 2 + len(value) <= 78:
+        msg.set_raw(name, value)  # nothing to fold or encode: the policy would write the same
+    elif name == "From":
+        msg.set_raw(name, _folded(name, value))  # the same for every reply
+    elif name == "Subject":
+        msg.set_raw(name, Header(value, "utf-8", header_name=name).encode(linesep="\r\n"))
+    else:
+        msg[name] = value
+
+
+@functools.lru_cache(maxsize=8)
+def _folded(name: str, value: str) -> str:
+    return email.policy.SMTP.fold(name, value).removeprefix(f"{name}: ").removesuffix("\r\n")
 
 
 def _with_files(headers: dict[str, str], body: str,

@@ -111,7 +111,7 @@ def read_watched(box: WatchedMailbox, watch: Watch, saraban: ImapMailbox, journa
                 log.info("watch %s %s UID %s: left alone (too large to read)", watch.name,
                          folder, uid)
                 continue
-            mail = parse(fetched.raw)
+            mail = parse(fetched.raw, fetched.parts)
             verdict = takes(mail, classify(mail, rules, identity), watch.watched_address, config)
             if not verdict.take:
                 report.left += 1

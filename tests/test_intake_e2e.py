@@ -9,14 +9,19 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import imapclient
 import openpyxl
 
+from saraban_mail.config import Imap
 from saraban_mail.demo import samples
-from saraban_mail.parse import parse
+from saraban_mail.mailbox import ImapMailbox
+from saraban_mail.parse import _cut, parse
 from tests.conftest import deliver, imap_client
+from tests.servers import PASSWORD
 
 
 def run_poll(config: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -285,3 +290,65 @@ def test_check_logs_in_and_lists_the_folders_it_will_read(office, dovecot, imap_
     )
     assert result.returncode == 0, result.stderr
     assert "inbox=INBOX junk=Junk trash=Trash sent=Sent" in result.stdout
+
+
+def _large_request() -> tuple[bytes, dict[str, bytes]]:
+    """A request with a PDF and a photo in a nested multipart, and a forwarded mail that
+    carries an attachment of its own (which stays inside the forward)."""
+    inner = EmailMessage()
+    inner["From"] = "ผู้ร้องเดิม <first.sender@gmail.com>"
+    inner["Subject"] = "คำร้องเดิม"
+    inner.set_content("คำร้องเดิม")
+    inner.add_attachment(b"%PDF-1.4\n" + os.urandom(150_000), maintype="application",
+                         subtype="pdf", filename="เดิม.pdf")
+    files = {"แบบแปลนบ้าน.pdf": b"%PDF-1.7\n" + os.urandom(400_000),
+             "ภาพถ่าย.jpg": b"\xff\xd8\xff\xe0" + os.urandom(120_000)}
+    msg = EmailMessage()
+    msg["From"] = "ประชาชน <citizen.large@gmail.com>"
+    msg["To"] = "saraban@nongtuayang.go.th"
+    msg["Subject"] = "ขออนุญาตก่อสร้างอาคาร พร้อมแบบแปลน"
+    msg["Message-ID"] = "<large-request@gmail.example>"
+    msg["Date"] = "Mon, 23 Nov 2026 09:00:00 +0700"
+    msg.set_content("ขออนุญาตก่อสร้างอาคาร ตามแบบแปลนที่แนบมาค่ะ")
+    msg.add_alternative("<p>ขออนุญาตก่อสร้างอาคาร ตามแบบแปลนที่แนบมาค่ะ</p>", subtype="html")
+    msg.add_attachment(files["แบบแปลนบ้าน.pdf"], maintype="application", subtype="pdf",
+                       filename="แบบแปลนบ้าน.pdf")
+    msg.add_attachment(inner)
+    msg.add_attachment(files["ภาพถ่าย.jpg"], maintype="image", subtype="jpeg",
+                       filename="ภาพถ่าย.jpg")
+    return msg.as_bytes(policy=email.policy.SMTP), files
+
+
+def test_large_attachments_located_by_the_server_parse_as_the_whole_message(
+    office, dovecot, imap_account, smtp
+):
+    raw, files = _large_request()
+    deliver(dovecot, imap_account, "INBOX", raw, datetime(2026, 11, 23, 9, 5, tzinfo=UTC))
+    small = samples()[0].raw
+    deliver(dovecot, imap_account, "INBOX", small, datetime(2026, 11, 23, 9, 6, tzinfo=UTC))
+    box = ImapMailbox(Imap(host="127.0.0.1", port=dovecot.port, security="plain",
+                           username=imap_account, password=PASSWORD))
+    try:
+        fetched = list(box.fetch_new("INBOX", 0, None, lambda uid: False))
+    finally:
+        box.close()
+    assert [f.raw for f in fetched] == [raw, small]
+    large = fetched[0]
+    # Dovecot's BODYSTRUCTURE and BODY[n.MIME]: the two attachments, not the forward's.
+    assert [p.header.split(b"\r\n")[0] for p in large.parts] == [
+        b"Content-Type: application/pdf", b"Content-Type: image/jpeg"]
+    assert fetched[1].parts == ()
+    assert _cut(raw, large.parts) is not None  # they fit the raw bytes exactly
+    assert parse(raw, large.parts) == parse(raw)
+    assert {a.name: a.sha256 for a in parse(raw, large.parts).attachments} == {
+        **{name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        "เดิม.pdf": parse(raw).attachments[1].sha256,
+    }
+
+    # The whole poll: registered, and the kept files are the attachments byte for byte.
+    result = run_poll(office, "--json")
+    assert result.returncode == 0, result.stderr
+    kept = office.parent / "data" / "attachments" / parse(raw).identity[:20]
+    saved = {p.name: p.read_bytes() for p in kept.iterdir()}
+    assert saved["01-แบบแปลนบ้าน.pdf"] == files["แบบแปลนบ้าน.pdf"]
+    assert saved["03-ภาพถ่าย.jpg"] == files["ภาพถ่าย.jpg"]

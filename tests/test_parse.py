@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saraban_mail.parse import html_to_text, identity_of, parse
+from saraban_mail.parse import ServerPart, _cut, html_to_text, identity_of, parse
 
 THAI = "ขอรับคำร้องขออนุญาต"
 
@@ -124,3 +124,90 @@ def test_parse_never_raises_on_odd_charsets(body: str, charset: str):
     raw = (f"From: a@b.th\r\nSubject: =?{charset}?B?{base64.b64encode(body.encode()).decode()}?=\r\n"
            f"Content-Type: text/plain; charset={charset}\r\n\r\n").encode() + body.encode()
     parse(raw)
+
+
+# -- large attachments cut out where the IMAP server located them -----------------------
+
+def _with_attachments(*sizes: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "ประชาชน <citizen@gmail.com>"
+    msg["To"] = "saraban@nongtuayang.go.th"
+    msg["Subject"] = "ขอยื่นเอกสารประกอบคำขอ"
+    msg["Message-ID"] = "<cut-1@gmail.example>"
+    msg.set_content(THAI)
+    msg.add_alternative(f"<p>{THAI}</p>", subtype="html")
+    for number, size in enumerate(sizes):
+        data = hashlib.sha256(str(number).encode()).digest() * (size // 32)
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=f"ใบ {number}.pdf")
+    return msg
+
+
+def _located(raw: bytes, msg: EmailMessage) -> list[ServerPart]:
+    """What BODYSTRUCTURE and BODY[n.MIME] give for each attachment (test_imap_cut checks
+    the same against Dovecot): the part's header bytes, content length, boundary."""
+    boundary = msg.get_boundary().encode()
+    found, at = [], 0
+    while (start := raw.find(b"Content-Type: application/pdf", at)) >= 0:
+        begin = raw.index(b"\r\n\r\n", start) + 4
+        end = raw.index(b"\r\n--" + boundary, begin)
+        found.append(ServerPart(raw[start:begin], end - begin, boundary))
+        at = end
+    return found
+
+
+def test_attachments_cut_where_the_server_says_parse_as_the_whole_message_does():
+    msg = _with_attachments(300_000, 90_000)
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    parts = _located(raw, msg)
+    assert len(parts) == 2
+    skeleton, contents = _cut(raw, parts) or (b"", {})
+    assert len(contents) == 2 and len(skeleton) < 10_000  # the stdlib parser sees 10 KB
+    whole, cut = parse(raw), parse(raw, parts)
+    assert cut == whole and cut.parse_error is None
+    assert [a.data for a in cut.attachments] == [a.data for a in whole.attachments]
+    assert cut.attachments[0].sha256 == hashlib.sha256(
+        msg.get_payload()[1].get_content()).hexdigest()
+    assert cut.text == whole.text and THAI in cut.text
+
+
+def test_hints_that_do_not_fit_the_message_exactly_fall_back_to_the_whole_parse():
+    msg = _with_attachments(200_000)
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    good = _located(raw, msg)[0]
+    whole = parse(raw)
+    wrong = [
+        ServerPart(good.header, good.octets - 4, good.boundary),  # content too short
+        ServerPart(good.header, good.octets + 4, good.boundary),  # runs into the boundary
+        ServerPart(good.header, good.octets, b"another-boundary"),
+        ServerPart(good.header.replace(b"pdf", b"zip"), good.octets, good.boundary),
+        ServerPart(b"\r\n", good.octets, good.boundary),  # no header at all
+    ]
+    assert _cut(raw, [good]) is not None
+    for hint in wrong:
+        assert _cut(raw, [hint]) is None, hint
+        result = parse(raw, [hint])
+        assert result == whole, hint
+        assert [a.data for a in result.attachments] == [a.data for a in whole.attachments]
+
+
+def test_damaged_base64_in_a_located_part_is_decoded_leniently_as_before():
+    msg = _with_attachments(100_000)
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    part = _located(raw, msg)[0]
+    begin = raw.index(part.header) + len(part.header)
+    damaged = raw[:begin] + b"QUJD=" + raw[begin + 5:]  # padding in the middle of the data
+    assert _cut(damaged, [part]) is None
+    result = parse(damaged, [part])
+    assert result == parse(damaged) and result.attachments[0].size > 0
+
+
+def test_a_mail_cannot_pass_off_its_own_text_as_a_cut_part():
+    msg = _with_attachments(100_000)
+    msg.add_attachment(b"x", maintype="application", subtype="pdf", filename="forged.pdf")
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    forged = raw.replace(b"eA==", b"saraban-cut-0000000000000000-0")
+    assert forged != raw
+    result = parse(forged, _located(forged, msg)[:1])  # the real one is cut, not the forged
+    assert result == parse(forged)  # sha256 of each attachment compared too
+    assert result.attachments[0].size == 100_000 - 100_000 % 32
+    assert result.attachments[-1].name == "forged.pdf"
