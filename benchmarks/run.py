@@ -171,19 +171,25 @@ def register_case(work: Path, dovecot, smtp, env: dict[str, str], rows: int) -> 
     started = time.perf_counter()
     openpyxl.load_workbook(path).save(work / "bare-copy.xlsx")
     bare = time.perf_counter() - started
-    client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
-    client.login(account, PASSWORD)
-    for n in range(50):
-        raw, when = request(100_000 + n)
-        client.append("INBOX", raw, msg_time=when)
-    client.logout()
-    before = saves(path.parent)
-    polled = run_poll(config, env)
-    return {"bare": bare, "register_stage": polled["stages"].get("write_register", 0.0),
-            "number_stage": polled["stages"].get("number", 0.0),
-            "instructions_stage": polled["stages"].get("clerk_instructions", 0.0),
-            "poll": polled["wall"], "saves": saves(path.parent) - before,
-            "handled": polled["handled"]}
+    found: dict[str, float] = {"bare": bare}
+    # cold: the workbook was last saved by someone else (as after a clerk's edit);
+    # warm: a poll after the service's own poll (its numbers noted, its rows remembered).
+    for case, first in (("cold", 100_000), ("warm", 100_050)):
+        client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+        client.login(account, PASSWORD)
+        for n in range(first, first + 50):
+            raw, when = request(n)
+            client.append("INBOX", raw, msg_time=when)
+        client.logout()
+        before = saves(path.parent)
+        polled = run_poll(config, env)
+        stages = polled["stages"]
+        found |= {f"{case}_work": sum(stages.get(name, 0.0) for name in
+                                      ("number", "write_register", "clerk_instructions")),
+                  f"{case}_number": stages.get("number", 0.0),
+                  f"{case}_saves": saves(path.parent) - before,
+                  f"{case}_handled": polled["handled"]}
+    return found
 
 
 def main() -> int:
@@ -278,7 +284,6 @@ def render(f: dict, args: argparse.Namespace) -> str:
     rate = f["messages"] / poll["wall"]
     stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(poll["stages"].items(), key=lambda x: -x[1]))
     versions = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
-    register_ratio = (reg["register_stage"] + reg["number_stage"] + reg["instructions_stage"]) / reg["bare"]
     lines = [
         f"# Benchmark results ({kind})",
         "",
@@ -311,13 +316,15 @@ def render(f: dict, args: argparse.Namespace) -> str:
         f"| mailbox of {f['idle_sizes'][1]:,} handled | {f['idle_big']['wall']:.2f} s | "
         f"{f['idle_big']['bytes'] / 1024:.1f} KB | {f['idle_big']['commands']} | same commands |",
         "",
-        f"| register of {args.rows:,} rows, a poll adding 50 | time | target |",
-        "|---|---|---|",
-        f"| bare openpyxl load + save | {reg['bare']:.2f} s | |",
-        f"| the poll's register work (number + write + clerk instructions) | "
-        f"{reg['number_stage'] + reg['register_stage'] + reg['instructions_stage']:.2f} s "
-        f"(**{register_ratio:.2f}x**) | <= 1.5x |",
-        f"| saves in that poll | {reg['saves']} | 1 |",
+        f"| register of {args.rows:,} rows, a poll adding 50 | time | saves | target |",
+        "|---|---|---|---|",
+        f"| bare openpyxl load + save | {reg['bare']:.2f} s | 1 | |",
+        *(f"| the poll's register work (number + write + clerk instructions), {label} | "
+          f"{reg[case + '_work']:.2f} s (**{reg[case + '_work'] / reg['bare']:.2f}x**; "
+          f"numbering {reg[case + '_number']:.2f} s) | {reg[case + '_saves']} | "
+          "<= 1.5x, one save per workbook |"
+          for case, label in (("cold", "workbook last saved by a clerk"),
+                              ("warm", "a poll after a poll"))),
         "",
         "| start-up | median of 5 | target |",
         "|---|---|---|",

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -130,13 +131,38 @@ def parse(raw: bytes, parts: Sequence[ServerPart] = ()) -> Incoming:
         )
 
 
+class _RememberingHeaders(HeaderRegistry):
+    """The modern policy's header registry, remembering what it parsed: the stdlib parses
+    a header anew at each access (a part's Content-Type a dozen times while the message
+    is parsed and walked). Header objects are not changed once made; long ones are not
+    kept, and the memory is cleared when it is full."""
+
+    KEEP, LONGEST = 4096, 998
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.LONGEST:
+            return super().__call__(name, value)
+        header = self._made.get((name, value))
+        if header is None:
+            if len(self._made) >= self.KEEP:
+                self._made.clear()
+            header = self._made[(name, value)] = super().__call__(name, value)
+        return header
+
+
+POLICY = email.policy.default.clone(header_factory=_RememberingHeaders())
+
 FEED_CHUNK = 1 << 20
 
 
 def _message(raw: bytes) -> EmailMessage:
     """The stdlib parser fed a megabyte at a time: given the whole message at once it
     first makes a text copy of all of it (a 25 MB scan would cost 25 MB more at the peak)."""
-    parser = email.parser.BytesFeedParser(policy=email.policy.default)
+    parser = email.parser.BytesFeedParser(policy=POLICY)
     view = memoryview(raw)
     for start in range(0, len(raw), FEED_CHUNK):
         parser.feed(bytes(view[start:start + FEED_CHUNK]))

@@ -47,6 +47,7 @@ from saraban_mail.register import (
     stamp,
     workbook_path,
 )
+from saraban_mail.register import release as release_workbooks
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
 from saraban_mail.send import Outgoing, Transport
@@ -94,11 +95,14 @@ def poll(ctx: Context) -> PollReport:
     if not ctx.dry_run:
         stages += [_write_register, _clerk_instructions, _housekeeping, _send, _results,
                    _apply_actions, _alert]
-    for stage in stages:
-        started = time.perf_counter()
-        stage(ctx, report)
-        name = getattr(stage, "func", stage).__name__.strip("_")
-        log.info("stage %s: %.3f s", name, time.perf_counter() - started)
+    try:
+        for stage in stages:
+            started = time.perf_counter()
+            stage(ctx, report)
+            name = getattr(stage, "func", stage).__name__.strip("_")
+            log.info("stage %s: %.3f s", name, time.perf_counter() - started)
+    finally:
+        release_workbooks()
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
         ctx.journal.set_meta("last_poll", json.dumps({
@@ -752,8 +756,8 @@ def _note_sheets(ctx: Context) -> None:
 def _highest_in_sheet(ctx: Context, year: int) -> int:
     path = incoming_path(ctx.config.paths.register_dir, year)
     noted = ctx.journal.noted_sheet(year, stamp(path))
-    if noted is None:
-        return highest_number(path)
+    if noted is None:  # changed by someone else since: read, and kept for the write
+        return highest_number(path, keep=not ctx.dry_run)
     return max((number for number, _ in noted if number is not None), default=0)
 
 

@@ -189,31 +189,53 @@ def sheet_rows(sheet: Worksheet, kind: RegisterKind) -> Iterator[SheetRow]:
         yield SheetRow(index, number, ref, named, tuple(values))
 
 
-def highest_number(path: Path, kind: RegisterKind = INCOMING) -> int:
-    """The highest number already in the workbook (0 when there is none)."""
+def highest_number(path: Path, kind: RegisterKind = INCOMING, *, keep: bool = False) -> int:
+    """The highest number already in the workbook (0 when there is none). `keep`: a
+    write follows, so a workbook that must be read is loaded whole and kept for it."""
     if not path.exists():
         return 0
-    return max((r.number for r in read_rows(path, kind)[1] if r.number is not None), default=0)
+    rows = read_rows(path, kind, keep=keep)[1]
+    return max((r.number for r in rows if r.number is not None), default=0)
 
 
-def read_rows(path: Path, kind: RegisterKind) -> tuple[list[str], list[SheetRow]]:
+def read_rows(path: Path, kind: RegisterKind, *,
+              keep: bool = False) -> tuple[list[str], list[SheetRow]]:
     """Every heading and data row of the register sheet, read without loading styles
     (for numbering, export and checks; a write loads the whole workbook once). A workbook
-    this process read or saved and no one has changed since is not read again."""
+    this process read or saved and no one has changed since is not read again. `keep`
+    loads it whole instead and keeps it for the next `append_rows` (see `_kept`)."""
     key = (path.resolve(), kind.key)
     known = _known.get(key)
     seen = stamp(path)
     if known is not None and known[0] == seen:
         return list(known[1]), list(known[2])
-    book = open_book(path, read_only=True)
+    book = open_book(path, read_only=not keep)
     try:
         sheet = register_sheet(book, kind)
         headings = [str(c.value or "") for c in sheet[HEADER_ROW]]
         rows = list(sheet_rows(sheet, kind))
     finally:
-        book.close()
+        if not keep:
+            book.close()
+    if keep:
+        _loaded[path.resolve()] = (seen, book)
     _known[key] = (seen, headings, rows)
     return list(headings), list(rows)
+
+
+# A workbook loaded whole to number a poll's rows, for that poll's write: one load, not
+# a read and then a load. Used only if the file is still the one that was loaded.
+_loaded: dict[Path, tuple[tuple[int, int, int], openpyxl.Workbook]] = {}
+
+
+def _kept(path: Path) -> openpyxl.Workbook | None:
+    seen, book = _loaded.pop(path.resolve(), (None, None))
+    return book if seen is not None and seen == stamp(path) else None
+
+
+def release() -> None:
+    """Drop workbooks kept for a write that did not come (the end of a poll)."""
+    _loaded.clear()
 
 
 # What this process last read or saved of each register sheet, with the file's identity
@@ -447,7 +469,7 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
                 f"{path.name}: sheet '{drawings[0]}' holds a chart or picture that saving "
                 "would remove; move it to another workbook so the service can write"
             )
-        book = open_book(path)
+        book = _kept(path) or open_book(path)
     else:
         book = _new_book(kind, title, look)
     sheet = register_sheet(book, kind)

@@ -211,3 +211,25 @@ def test_a_mail_cannot_pass_off_its_own_text_as_a_cut_part():
     assert result == parse(forged)  # sha256 of each attachment compared too
     assert result.attachments[0].size == 100_000 - 100_000 % 32
     assert result.attachments[-1].name == "forged.pdf"
+
+
+def test_headers_remembered_by_the_policy_parse_as_the_stdlib_does(monkeypatch):
+    from saraban_mail import parse as parse_module
+    from saraban_mail.demo import samples
+
+    raws = [sample.raw for sample in samples()]
+    raws.append(_with_attachments(100_000).as_bytes(policy=email.policy.SMTP))
+    first, again = [parse(raw) for raw in raws], [parse(raw) for raw in raws]  # cold, warm
+    monkeypatch.setattr(parse_module, "POLICY", email.policy.default)
+    assert first == again == [parse(raw) for raw in raws]
+
+
+def test_the_remembered_headers_stay_bounded():
+    from saraban_mail.parse import POLICY
+
+    made = POLICY.header_factory._made  # type: ignore[attr-defined]
+    for n in range(5_000):
+        parse(f"From: a{n}@b.th\r\nSubject: {n}\r\nContent-Type: text/plain; x={n}\r\n\r\nx"
+              .encode())
+    parse(b"From: a@b.th\r\nSubject: " + b"y" * 5_000 + b"\r\n\r\nx")
+    assert 0 < len(made) <= 4096 and all(len(value) <= 998 for _, value in made)

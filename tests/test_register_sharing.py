@@ -316,6 +316,43 @@ def test_rows_remembered_after_a_save_are_those_read_back_and_a_clerks_save_is_s
     assert numbers(path) == [1, 2, 3, 4]
 
 
+def test_a_workbook_read_for_numbering_is_loaded_once_for_the_write_unless_a_clerk_saves(
+    tmp_path, monkeypatch
+):
+    from saraban_mail import register
+
+    path = tmp_path / "incoming-2569.xlsx"
+    append_rows(path, INCOMING, "t", [{"receipt_no": 1, "ref": "SM-1", "subject": "หนึ่ง"}])
+    book = openpyxl.load_workbook(path)  # a clerk's save: our remembered rows are stale
+    book.worksheets[0].append([2, None, "ที่ 9/2569"])
+    book.save(path)
+    loads: list[bool] = []
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(register.openpyxl, "load_workbook",
+                        lambda *a, **k: loads.append(k.get("read_only", False)) or real(*a, **k))
+
+    assert register.highest_number(path, keep=True) == 2
+    append_rows(path, INCOMING, "t", [{"receipt_no": 3, "ref": "SM-3", "subject": "สาม"}])
+    assert loads == [False]  # one whole load, no read-only read before it
+    assert numbers(path) == [1, 2, 3]
+
+    assert register.highest_number(path, keep=True) == 3  # remembered after our save
+    assert loads == [False]
+    book = real(path)  # the clerk saves between our numbering and our write
+    register._known.clear()
+    assert register.highest_number(path, keep=True) == 3
+    book.worksheets[0].append([4, None, "ที่ 10/2569"])
+    book.save(path)
+    append_rows(path, INCOMING, "t", [{"receipt_no": 5, "ref": "SM-5", "subject": "ห้า"}])
+    assert loads == [False, False, False]  # the kept book was not used: the file changed
+    assert numbers(path) == [1, 2, 3, 4, 5]
+    register._known.clear()
+    register.highest_number(path, keep=True)  # kept, and no write follows in this poll
+    assert list(register._loaded) == [path.resolve()]
+    register.release()  # the end of the poll
+    assert register._loaded == {}
+
+
 # -- safe text -----------------------------------------------------------------------------
 
 
