@@ -40,6 +40,7 @@ AGENCY = "saraban@nongtuayang.go.th"
 FLOOR = """
 import email, email.policy, sys, imapclient
 client = imapclient.IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False)
+client._imap.debug = 0  # imaplib's protocol trace repr()s every literal: not download work
 client.login(sys.argv[2], sys.argv[3])
 parse = sys.argv[4:] == ["parse"]  # and give each message to Python's MIME parser
 count = size = 0

@@ -14,18 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-
-import openpyxl
+from typing import TYPE_CHECKING, Any
 
 from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.journal import Journal, private_dir
+from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref
 from saraban_mail.parse import Incoming
-from saraban_mail.register import INCOMING, Look, annotate_rows, incoming_path, save_atomically
-from saraban_mail.replies import Envelope, Templates, build
 from saraban_mail.thaitext import thai_date, thai_datetime
+
+if TYPE_CHECKING:  # openpyxl and jinja2 are loaded where a workbook or mail is made:
+    from saraban_mail.replies import Templates  # `status` reads the states without them
 
 RECEIVED = "received"
 IDENTITY_PENDING = "identity_pending"
@@ -132,6 +132,8 @@ def _mail_requester(journal: Journal, config: Config, templates: Templates, targ
                     actor: str, state: str | None = None,
                     detail: dict[str, Any] | None = None) -> str:
     """Render, thread to the request, queue the mail and log the event, in one transaction."""
+    from saraban_mail.replies import Envelope, build
+
     agency = config.agency
     subject, body = templates.render(template, context)
     envelope = Envelope(agency.name_th, agency.email, agency.domain, target.thread_id,
@@ -216,7 +218,7 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
 def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
                      journal: Journal) -> list[str]:
     """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal."""
-    from saraban_mail.register import service_ref
+    from saraban_mail.register import annotate_rows
 
     refs = []
     for number, text in notes:
@@ -336,6 +338,10 @@ def _remind(journal: Journal, config: Config, templates: Templates, target: Any,
 
 def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCalendar) -> Path:
     """register/to-dispose.xlsx: the matters proposed for disposal (จำหน่ายเรื่อง)."""
+    import openpyxl
+
+    from saraban_mail.register import save_atomically
+
     path = config.paths.register_dir / "to-dispose.xlsx"
     book = openpyxl.Workbook()
     sheet = book.active

@@ -92,7 +92,7 @@ def identity_of(raw: bytes, message_id: str) -> str:
     The header block is left out of the hash: each delivery adds its own Received lines."""
     split = raw.find(b"\r\n\r\n")
     split = raw.find(b"\n\n") if split < 0 else split
-    body = raw[split:] if split >= 0 else raw
+    body = memoryview(raw)[split:] if split >= 0 else raw  # a view: no copy of a large body
     digest = hashlib.sha256(body).hexdigest()
     return hashlib.sha256(f"{message_id}\n{digest}".encode()).hexdigest()[:40]
 
