@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine, then run them.
 #   bash tests/setup-and-run.sh [pytest arguments]
-# Installs Dovecot, LibreOffice Calc and python3-venv when missing, creates .venv, installs the package
-# with its test extras, runs ruff and pytest. Tests that need Dovecot fail under CI=true.
+# Installs Dovecot, LibreOffice Calc, isync and python3-venv when missing, creates .venv,
+# installs the package with its test extras, runs ruff and pytest. Tests that need Dovecot fail under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the tests need: Dovecot (the IMAP server the end-to-end tests start
-# on a free port), LibreOffice Calc (reads the registers as a clerk would), python3-venv.
+# on a free port), LibreOffice Calc (reads the registers as a clerk would), isync (mbsync,
+# the benchmark's other download floor), python3-venv.
 missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc)
+command -v mbsync >/dev/null 2>&1 || missing+=(isync)  # the benchmark's second floor
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."
