@@ -309,7 +309,7 @@ def main() -> int:
         }
     finally:
         smtp_controller.stop()
-        dovecot.stop()
+        dovecot.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     report = render(figures, args)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 FETCH_BATCH = 25  # messages per FETCH: few round trips...
 FETCH_BYTES = 8 << 20  # ...and little held at once: a large message comes alone
+SIZES_BATCH = 200  # UIDs per FETCH of sizes: a backlog of years is thousands of UIDs, and
+# servers refuse a long command line (Dovecot: imap_max_line_length, 64 KB). imapclient's
+# fetch lists them one by one (it reads the answer back by that list, so no ranges).
 CUT_MESSAGE = 256 << 10  # a message this large has its structure asked for, and...
 CUT_PART = 64 << 10  # ...its base64 parts this large located by the server (parse.ServerPart)
 
@@ -47,6 +50,17 @@ def batches(uids: list[int], sizes: dict[int, int]) -> Iterator[tuple[int, list[
         total += size
     if batch:
         yield start, batch
+
+
+def uid_ranges(uids: list[int]) -> str:
+    """An IMAP sequence set of sorted UIDs, runs written as ranges: 7,9:14,20."""
+    runs: list[list[int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(str(first) if first == last else f"{first}:{last}" for first, last in runs)
 
 
 def _param(params: object, name: bytes) -> bytes | None:
@@ -270,10 +284,11 @@ class ImapMailbox:
             criteria += ["SINCE", since]
         # "n:*" always matches the highest UID, even below n: filter again.
         uids = sorted(u for u in self.client.search(criteria) if u > after_uid and not skip(u))
-        sizes: dict[int, int] = {}
-        if uids:  # sizes: to skip what is too large and to batch by bytes
-            sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in
-                     self.client.fetch(uids, [b"RFC822.SIZE"]).items()}
+        sizes: dict[int, int] = {}  # to skip what is too large and to batch by bytes
+        for start in range(0, len(uids), SIZES_BATCH):
+            wanted = uids[start:start + SIZES_BATCH]
+            sizes.update({uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in
+                          self.client.fetch(wanted, [b"RFC822.SIZE"]).items()})
         for start, batch in batches(uids, sizes):
             huge = {u for u in batch if self.max_bytes and sizes.get(u, 0) > self.max_bytes}
             cuts = self._large_parts([u for u in batch if u not in huge
@@ -370,31 +385,34 @@ class ImapMailbox:
             self._validity = self._select(folder, readonly=False)
         if self._validity != uidvalidity or not uids:
             return {}
-        present = sorted(self.client.search(["UID", ",".join(uids)]))
+        # UID sets written as ranges: a short command line however many messages (silent
+        # STOREs: imapclient reads a non-silent answer back by the UIDs listed one by one)
+        present = sorted(self.client.search(["UID", uid_ranges(sorted(map(int, uids)))]))
         moved: dict[int, tuple[int, int]] = {}
         if present:
+            wanted = uid_ranges(present)
             responses = self.client._imap.untagged_responses  # imaplib keeps COPYUID here
             responses.pop("COPYUID", None)
             if action == "seen":
-                self.client.add_flags(present, [imapclient.SEEN])
+                self.client.add_flags(wanted, [imapclient.SEEN], silent=True)
             elif action == "flag":
-                self.client.add_flags(present, [imapclient.FLAGGED])
+                self.client.add_flags(wanted, [imapclient.FLAGGED], silent=True)
             elif action == "move" and self.client.has_capability("MOVE"):
-                self.client.move(present, target)
+                self.client.move(wanted, target)
                 moved = _copyuid(responses.pop("COPYUID", None))
             elif action in ("move", "delete"):
                 if action == "move":
-                    self.client.copy(present, target)
+                    self.client.copy(wanted, target)
                     moved = _copyuid(responses.pop("COPYUID", None))
-                self.client.delete_messages(present)
-                self._expunge(present)
+                self.client.delete_messages(wanted, silent=True)
+                self._expunge(wanted)
             else:
                 raise ValueError(f"unknown mailbox action {action!r}")
         return {str(u): moved.get(u) for u in present}
 
-    def _expunge(self, numbers: int | list[int]) -> None:
+    def _expunge(self, numbers: int | str) -> None:
         if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge(numbers if isinstance(numbers, list) else [numbers])
+            self.client.uid_expunge(numbers)
         else:
             self.client.expunge()
 

@@ -41,7 +41,7 @@ def dovecot():
         pytest.skip(message)
     server = start_dovecot()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
@@ -126,5 +126,5 @@ def oauth_servers():
     sink.port = controller.port
     yield auth, dovecot, sink
     controller.stop()
-    dovecot.stop()
+    dovecot.close()
     auth.stop()

@@ -90,6 +90,12 @@ class Dovecot:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
+    def close(self) -> None:
+        """Stop for good and remove the temporary folder (mail, indexes, config, log):
+        a benchmark's mailbox is gigabytes. `stop` alone keeps it for a `start` again."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def start(self) -> None:
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
@@ -108,9 +114,10 @@ def dovecot_available() -> bool:
     return os.path.exists(DOVECOT)
 
 
-def start_dovecot(introspection_url: str = "") -> Dovecot:
+def start_dovecot(introspection_url: str = "", settings: str = "") -> Dovecot:
     """Dovecot with passwords; with introspection_url also XOAUTH2 and OAUTHBEARER, each
-    token checked at that endpoint (RFC 7662) as Dovecot's oauth2 passdb does."""
+    token checked at that endpoint (RFC 7662) as Dovecot's oauth2 passdb does. `settings`
+    are more lines of its configuration."""
     import trustme
 
     root = Path(tempfile.mkdtemp(prefix="saraban-dovecot-"))
@@ -163,6 +170,7 @@ default_login_user = {login}
 first_valid_uid = 0
 first_valid_gid = 0
 mail_location = maildir:{mail}/%u
+{settings}
 {oauth_passdb}
 passdb {{
   driver = passwd-file

@@ -107,7 +107,7 @@ def test_server_restarted_during_a_poll(office, dovecot, imap_account, smtp):
         assert poll(office).returncode == 0
         check_invariants(office, own, account, smtp, mail)
     finally:
-        own.stop()
+        own.close()
 
 
 def test_smtp_refusing_for_good_is_reported_and_not_retried(office, dovecot, imap_account, smtp):

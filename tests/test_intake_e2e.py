@@ -352,3 +352,44 @@ def test_large_attachments_located_by_the_server_parse_as_the_whole_message(
     saved = {p.name: p.read_bytes() for p in kept.iterdir()}
     assert saved["01-แบบแปลนบ้าน.pdf"] == files["แบบแปลนบ้าน.pdf"]
     assert saved["03-ภาพถ่าย.jpg"] == files["ภาพถ่าย.jpg"]
+
+
+def test_a_backlog_longer_than_the_servers_command_line_is_read_whole(tmp_path, monkeypatch):
+    """Years of history: thousands of new UIDs. Listed one by one in a FETCH or a MOVE they
+    make a command line the server refuses (Dovecot: imap_max_line_length, 64 KB), and the
+    folder could never be read again. Here the limit is 2 KB and the backlog 1,200 messages:
+    800 spam (moved to Trash) and 400 out-of-office replies (marked read)."""
+    from tests.conftest import CONFIG
+    from tests.servers import start_dovecot, start_smtp
+    from tests.test_crash import variant
+
+    own = start_dovecot(settings="imap_max_line_length = 2k")
+    controller, sink = start_smtp()
+    try:
+        account = own.account()
+        by_key = {s.key: s for s in samples()}
+        client = imap_client(own, account)
+        for n in range(1200):
+            sample = by_key["gambling_spam" if n < 800 else "out_of_office"]
+            client.append("INBOX", variant(sample.raw, n, sample.key), msg_time=sample.received_at)
+        client.logout()
+        office = tmp_path / "config.toml"
+        office.write_text(CONFIG.format(imap_port=own.port, account=account,
+                                        smtp_port=controller.port), encoding="utf-8")
+        monkeypatch.setenv("SARABAN_IMAP__PASSWORD", PASSWORD)
+        first = run_poll(office, "--json")
+        assert first.returncode == 0, first.stderr
+        got = [r["category"] for r in records(first)]
+        assert (len(got), got.count("spam"), got.count("automated")) == (1200, 800, 400)
+        client = imap_client(own, account)
+        counts = {folder: client.folder_status(folder, [b"MESSAGES", b"UNSEEN"])
+                  for folder in ("INBOX", "Trash")}
+        client.logout()
+        # moved and marked in commands naming UID ranges
+        assert {f: (c[b"MESSAGES"], c[b"UNSEEN"]) for f, c in counts.items()} == {
+            "INBOX": (400, 0), "Trash": (800, 800)}
+        second = run_poll(office, "--json")
+        assert second.returncode == 0 and second.stdout == "", second.stderr
+    finally:
+        controller.stop()
+        own.close()
