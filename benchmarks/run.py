@@ -119,16 +119,17 @@ def with_attachment(raw: bytes, rng: random.Random, size: int, n: int) -> bytes:
     return msg.as_bytes()
 
 
-def fill(dovecot, account: str, count: int, seed: int, big_mb: int) -> tuple[int, int]:
+def fill(dovecot, account: str, count: int, seed: int, big_mb: int, first: int = 0,
+         attachments: bool = True) -> tuple[int, int]:
     import imapclient
 
     rng = random.Random(seed)
-    mail = mailbox_of(count, seed)
+    mail = mailbox_of(count, seed, first)
     client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
     client.login(account, PASSWORD)
     total = 0
     for n, (folder, raw, when) in enumerate(mail):
-        if n % 10 == 5:  # 10% carry a PDF or JPEG of 100 KB to 5 MB
+        if attachments and n % 10 == 5:  # 10% carry a PDF or JPEG of 100 KB to 5 MB
             raw = with_attachment(raw, rng, rng.randint(100_000, 5_000_000), n)
         if n == 7 and big_mb:
             raw = with_attachment(raw, rng, big_mb * 2**20, n)
@@ -285,7 +286,8 @@ def main() -> int:
                                               "commands": relay.commands}
         grow = max(args.idle - count, 0)
         if grow:
-            fill(dovecot, account, grow, args.seed + 1, 0)
+            # the idle case is about the number of messages: no attachments (gigabytes)
+            fill(dovecot, account, grow, args.seed + 1, 0, first=count, attachments=False)
             run_poll(config, env)  # handle them once
         relay.reset()
         idle_big = run_poll(config, env) | {"bytes": relay.down + relay.up,

@@ -48,14 +48,16 @@ def variant(raw: bytes, n: int, key: str) -> bytes:
     return head + body
 
 
-def mailbox_of(count: int, seed: int) -> list[tuple[str, bytes, object]]:
-    """A seeded mix shaped like a real agency's: mostly spam and automated mail."""
+def mailbox_of(count: int, seed: int, first: int = 0) -> list[tuple[str, bytes, object]]:
+    """A seeded mix shaped like a real agency's: mostly spam and automated mail. Copies
+    are numbered from `first` (their Message-IDs and senders)."""
     rng = random.Random(seed)
     kinds = samples()
     weights = [3 if s.key in ("gambling_spam", "phishing") else
                2 if s.key in ("out_of_office", "bounce") else 1 for s in kinds]
     chosen = rng.choices(kinds, weights=weights, k=count)
-    return [(s.folder, variant(s.raw, n, s.key), s.received_at) for n, s in enumerate(chosen)]
+    return [(s.folder, variant(s.raw, n, s.key), s.received_at)
+            for n, s in enumerate(chosen, start=first)]
 
 
 CRASH_CONFIG = """
