@@ -642,10 +642,18 @@ class Journal:
                                    (watch,)).fetchone()[0])
 
     def note_sheet(self, year: int, stamp: tuple[int, int, int],
-                   rows: list[tuple[int | None, str]]) -> None:
+                   rows: list[tuple[int | None, str]], settled: bool = False) -> None:
         """The (number, reference) of each row of a year's register, as read from the file
-        with this identity (inode, size, modification time)."""
-        self.set_meta(f"sheet:{year}", json.dumps({"stamp": list(stamp), "rows": rows}))
+        with this identity (inode, size, modification time); `settled`: every clerk's
+        instruction in it has been carried out."""
+        self.set_meta(f"sheet:{year}", json.dumps({"stamp": list(stamp), "rows": rows,
+                                                   "settled": settled}))
+
+    def sheet_settled(self, year: int, stamp: tuple[int, int, int]) -> bool:
+        """Is the file still the one noted, with nothing left to do in it?"""
+        note = json.loads(self.get_meta(f"sheet:{year}") or "null")
+        return bool(note and any(stamp) and tuple(note["stamp"]) == stamp
+                    and note.get("settled"))
 
     def noted_sheet(self, year: int, stamp: tuple[int, int, int]
                     ) -> list[tuple[int | None, str]] | None:

@@ -20,7 +20,7 @@ from saraban_mail.calendar import BusinessCalendar, working_days_after, working_
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.journal import Journal, private_dir
-from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref
+from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
 from saraban_mail.parse import Incoming
 from saraban_mail.thaitext import thai_date, thai_datetime
 
@@ -242,15 +242,20 @@ INSTRUCTION = re.compile(r"^\s*ขอเอกสาร\s*:\s*(.+?)\s*$", re.MUL
 
 def instructions_from_register(journal: Journal, config: Config, templates: Templates,
                                calendar: BusinessCalendar, now: datetime,
-                               target_of: Callable[[int, int], Any]) -> list[str]:
+                               target_of: Callable[[int, int], Any]
+                               ) -> tuple[list[str], set[int]]:
     """A line "ขอเอกสาร: <what is missing>" that a clerk types in a row's การปฏิบัติ asks
-    the requester for those documents at the next poll (once per distinct text)."""
+    the requester for those documents at the next poll (once per distinct text).
+
+    Returns the problems and the years with an instruction that could not be carried out.
+    A register no one has saved since every instruction in it was done is not read."""
     from saraban_mail.register import read_rows
 
-    problems = []
+    problems: list[str] = []
+    unsettled: set[int] = set()
     for year in journal.register_years():
         path = incoming_path(config.paths.register_dir, year)
-        if not path.exists():
+        if not path.exists() or journal.sheet_settled(year, stamp(path)):
             continue
         try:
             rows = read_rows(path, INCOMING)[1]
@@ -273,11 +278,12 @@ def instructions_from_register(journal: Journal, config: Config, templates: Temp
                                                     "clerk (register)")
                 except SarabanError as exc:
                     problems.append(f"ขอเอกสาร in row {row.number}/{year}: {exc}")
+                    unsettled.add(year)
                     continue
                 problems += note_in_register(
                     config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
                     journal)
-    return problems
+    return problems, unsettled
 
 
 # -- deadlines and the hold ----------------------------------------------------------------

@@ -732,25 +732,30 @@ def write_inquiries(journal: Journal, config: Config, calendar: BusinessCalendar
 
 
 def _clerk_instructions(ctx: Context, report: PollReport) -> None:
-    report.problems += matters.instructions_from_register(
+    problems, unsettled = matters.instructions_from_register(
         ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
         lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
     )
-    _note_sheets(ctx)
+    report.problems += problems
+    _note_sheets(ctx, unsettled)
 
 
-def _note_sheets(ctx: Context) -> None:
+def _note_sheets(ctx: Context, unsettled: set[int]) -> None:
     """Numbers and references of each register's rows with the file's identity, so that
-    the next poll's numbering and `status` need not open a register no one has changed."""
+    the next poll's numbering, its clerk instructions and `status` need not open a
+    register no one has changed (unless an instruction in it waits: `unsettled`)."""
     for year in ctx.journal.register_years():
         path = incoming_path(ctx.config.paths.register_dir, year)
         if not path.exists():
             continue
+        if ctx.journal.sheet_settled(year, stamp(path)) and year not in unsettled:
+            continue  # noted as it is
         try:
             seen, rows = snapshot(path, INCOMING)
         except RegisterError:
             continue  # the instructions stage has reported it
-        ctx.journal.note_sheet(year, seen, [(r.number, r.ref) for r in rows])
+        ctx.journal.note_sheet(year, seen, [(r.number, r.ref) for r in rows],
+                               settled=year not in unsettled)
 
 
 def _highest_in_sheet(ctx: Context, year: int) -> int:

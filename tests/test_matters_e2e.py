@@ -234,6 +234,22 @@ def test_a_clerk_asks_for_documents_from_the_register(permit_registered, smtp, m
                                               "ขอเอกสารเพิ่มเติม ครบกำหนด 28 เม.ย. 2569"]
     assert "(clerk (register))" in cli(office, "show", "1/2569").stdout
 
+    # Unchanged since every instruction in it was carried out: the next poll does not open
+    # it. Shown with the file's bytes swapped for garbage of the same size, inode and time.
+    before, times = path.read_bytes(), path.stat()
+    path.write_bytes(b"\0" * len(before))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    idle = run_poll(office)
+    path.write_bytes(before)
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert idle.returncode == 0 and "cannot read register" not in idle.stderr, idle.stderr
+
+    book = openpyxl.load_workbook(path)  # a clerk's second instruction: read and carried out
+    book.worksheets[0]["G3"] = sheet["G3"].value + "\nขอเอกสาร: สำเนาทะเบียนบ้าน"
+    book.save(path)
+    assert run_poll(office).returncode == 0
+    assert "สำเนาทะเบียนบ้าน" in sent(smtp)[-1].get_body().get_content()
+
 
 def test_requests_for_information_are_logged_and_their_answer_dated(office, dovecot,
                                                                     imap_account, smtp,
