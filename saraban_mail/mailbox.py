@@ -52,7 +52,7 @@ def batches(uids: list[int], sizes: dict[int, int]) -> Iterator[tuple[int, list[
         yield start, batch
 
 
-def uid_ranges(uids: list[int]) -> str:
+def _uid_ranges(uids: list[int]) -> str:
     """An IMAP sequence set of sorted UIDs, runs written as ranges: 7,9:14,20."""
     runs: list[list[int]] = []
     for uid in uids:
@@ -291,7 +291,7 @@ class ImapMailbox:
                           self.client.fetch(wanted, [b"RFC822.SIZE"]).items()})
         for start, batch in batches(uids, sizes):
             huge = {u for u in batch if self.max_bytes and sizes.get(u, 0) > self.max_bytes}
-            cuts = self._large_parts([u for u in batch if u not in huge
+            cuts = self._cuts([u for u in batch if u not in huge
                                       and sizes.get(u, 0) >= CUT_MESSAGE])
             response = {}
             plain = [u for u in batch if u not in huge and u not in cuts]
@@ -328,7 +328,7 @@ class ImapMailbox:
                 yield Fetched(folder, uidvalidity, uid, received, raw, left, uid in huge,
                               size or len(raw), parts)
 
-    def _large_parts(self, uids: list[int]) -> dict[int, list[tuple[str, int, bytes]]]:
+    def _cuts(self, uids: list[int]) -> dict[int, list[tuple[str, int, bytes]]]:
         """The large base64 parts of each message, by its BODYSTRUCTURE. A structure the
         client cannot read only means the message is parsed whole."""
         if not uids:
@@ -387,10 +387,10 @@ class ImapMailbox:
             return {}
         # UID sets written as ranges: a short command line however many messages (silent
         # STOREs: imapclient reads a non-silent answer back by the UIDs listed one by one)
-        present = sorted(self.client.search(["UID", uid_ranges(sorted(map(int, uids)))]))
+        present = sorted(self.client.search(["UID", _uid_ranges(sorted(map(int, uids)))]))
         moved: dict[int, tuple[int, int]] = {}
         if present:
-            wanted = uid_ranges(present)
+            wanted = _uid_ranges(present)
             responses = self.client._imap.untagged_responses  # imaplib keeps COPYUID here
             responses.pop("COPYUID", None)
             if action == "seen":

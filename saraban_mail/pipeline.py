@@ -42,12 +42,12 @@ from saraban_mail.register import (
     append_rows,
     highest_number,
     incoming_path,
+    release,
     service_ref,
     snapshot,
     stamp,
     workbook_path,
 )
-from saraban_mail.register import release as release_workbooks
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import RuleSet
 from saraban_mail.send import Outgoing, Transport
@@ -102,7 +102,7 @@ def poll(ctx: Context) -> PollReport:
             name = getattr(stage, "func", stage).__name__.strip("_")
             log.info("stage %s: %.3f s", name, time.perf_counter() - started)
     finally:
-        release_workbooks()
+        release()  # workbooks kept for a write that did not come
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
         ctx.journal.set_meta("last_poll", json.dumps({
