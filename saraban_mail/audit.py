@@ -9,8 +9,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from saraban_mail.layout import SheetRow
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -51,21 +49,24 @@ class Audit:
         return out
 
 
-def audit(year: int, path: Path, entries: list[Entry], rows: list[SheetRow]) -> Audit:
-    counts = Counter(r.number for r in rows if r.number is not None)
-    refs = {r.ref for r in rows if r.ref}
+def audit(year: int, path: Path, entries: list[Entry],
+          rows: list[tuple[int | None, str]]) -> Audit:
+    """`rows`: the number and the service's reference of each data row of the sheet
+    (no reference: a row a clerk typed)."""
+    counts = Counter(number for number, _ in rows if number is not None)
+    refs = {ref for _, ref in rows if ref}
     pending = sorted(e.number for e in entries if not e.written)
     missing = [e for e in entries if e.written and e.ref not in refs]
     ours = {e.number for e in entries}
-    clerk_numbers = {r.number for r in rows if not r.ref and r.number is not None}
+    clerk_numbers = {number for number, ref in rows if not ref and number is not None}
     highest = max([*counts, *pending, 0])
+    accounted = {*counts, *pending, *(e.number for e in missing)}
     return Audit(
         year=year,
         path=path,
         rows=len(rows),
         highest=highest,
-        gaps=[n for n in range(1, highest + 1) if n not in counts and n not in pending
-              and n not in {e.number for e in missing}],
+        gaps=[n for n in range(1, highest + 1) if n not in accounted],
         duplicates=sorted(n for n, c in counts.items() if c > 1),
         missing=sorted(e.number for e in missing),
         pending=pending,

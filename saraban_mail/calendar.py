@@ -8,10 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import holidays
 from dateutil.relativedelta import relativedelta
+
+if TYPE_CHECKING:
+    import holidays
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -28,6 +31,8 @@ class BusinessCalendar:
 
     @cached_property
     def _thai(self) -> holidays.HolidayBase:
+        import holidays  # loads every country's table (~0.1 s): only when a date is asked
+
         return holidays.country_holidays(
             "TH", categories=("public", "government"), language="th"
         )

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import email
-import email.policy
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -28,7 +26,7 @@ from saraban_mail.cli import EXIT_OK, EXIT_PENDING
 from saraban_mail.config import Config, config_path, load_config
 from saraban_mail.errors import LoginRefused, MailboxError, SarabanError
 from saraban_mail.journal import Journal, single_instance
-from saraban_mail.layout import INCOMING, SheetRow, incoming_path, service_ref, stamp
+from saraban_mail.layout import INCOMING, incoming_path, service_ref, stamp
 from saraban_mail.oauth import Tokens
 from saraban_mail.rules import RuleSet, load_rules
 from saraban_mail.thaitext import thai_date
@@ -445,15 +443,13 @@ def _audits(config: Config, journal: Journal, years: list[int], *,
     found = []
     for year in years:
         path = incoming_path(config.paths.register_dir, year)
-        note = journal.noted_sheet(year, stamp(path)) if noted else None
-        if note is not None:
-            rows = [SheetRow(0, number, ref, {}) for number, ref in note]
-        else:
+        rows = journal.noted_sheet(year, stamp(path)) if noted else None
+        if rows is None:
             from saraban_mail.register import read_rows
 
-            rows = read_rows(path, INCOMING)[1] if path.exists() else []
-        entries = [Entry(e["receipt_no"], service_ref(e["identity"]), e["written_at"] is not None,
-                         e["message"]) for e in journal.register_entries(year)]
+            rows = [(r.number, r.ref) for r in read_rows(path, INCOMING)[1]] if path.exists() else []
+        entries = [Entry(number, service_ref(identity), written_at is not None, message)
+                   for number, identity, written_at, message in journal.register_entries(year)]
         found.append(audit(year, path, entries, rows))
     return found
 
@@ -482,10 +478,32 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
     return {"by_state": by_state, "waiting": waiting}
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Is it working? One screen, or one JSON object for monitoring."""
+# A poll this long after its time has not finished (a large backlog takes minutes).
+LATE_POLL = timedelta(hours=1)
+
+
+def _next_poll(config: Config, calendar: BusinessCalendar, last: dict[str, Any] | None,
+               moment: datetime) -> tuple[datetime | None, list[str]]:
+    """The next scheduled poll (as the last poll noted it, while that holds), with a
+    warning when the poll that note expected is well past and has not finished."""
     from saraban_mail import schedule
 
+    times = schedule.poll_times(config.schedule.times, calendar)
+    key = schedule.timetable(calendar, times)
+    due = schedule.noted_next_poll(last, key, moment)
+    if due is not None:
+        return due, []
+    late = []
+    if last and last.get("timetable") == key and last.get("next_poll"):
+        expected = datetime.fromisoformat(last["next_poll"]).astimezone(calendar.tz)
+        if moment > expected + LATE_POLL:
+            late.append(f"the poll due at {expected:%Y-%m-%d %H:%M} has not finished: "
+                        "is the service running (saraban-mail run)?")
+    return next(iter(schedule.next_polls(calendar, times, moment, 1)), None), late
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Is it working? One screen, or one JSON object for monitoring."""
     config = load_config(args.config)
     moment = now()
     rules = load_rules(config.paths.rules_dir)
@@ -499,14 +517,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
         last = json.loads(journal.get_meta("last_poll") or "null")
-        upcoming = schedule.next_polls(calendar, schedule.poll_times(config.schedule.times, calendar),
-                                       moment, 1)
+        upcoming, late_poll = _next_poll(config, calendar, last, moment)
         today = moment.astimezone(calendar.tz).date()
         pending_rows = len(journal.pending_register_rows())
         status: dict[str, Any] = {
             "last_poll": last,
             "last_failure": json.loads(journal.get_meta("last_failure") or "null"),
-            "next_poll": upcoming[0].isoformat() if upcoming else None,
+            "next_poll": upcoming.isoformat() if upcoming else None,
             "today": journal.counts(today.isoformat()),
             "this_year": journal.counts(str(today.year)),
             "messages": journal.counts(),
@@ -518,7 +535,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
-            "warnings": oauth.warnings(config, moment),
+            "warnings": late_poll + oauth.warnings(config, moment),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
                  "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
@@ -847,6 +864,8 @@ def _day(value: Any) -> str:
 
 
 def _show_result(prepared) -> None:
+    import email.policy
+
     from saraban_mail.parse import header_text
 
     message = email.message_from_bytes(prepared.result.raw, policy=email.policy.default)

@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS watched (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
+-- What status and the register audit read, held apart from the wide rows (each message's
+-- record, each mail's bytes) so that they do not read the whole journal.
+CREATE INDEX IF NOT EXISTS outbox_message ON outbox(message, kind, sent_at);
+CREATE INDEX IF NOT EXISTS messages_decided ON messages(decided_at, category);
+CREATE INDEX IF NOT EXISTS messages_registered ON messages(receipt_year, receipt_no, identity,
+    requester, json_extract(record, '$.ack_due')) WHERE receipt_no IS NOT NULL;
 """
 
 
@@ -448,7 +454,7 @@ class Journal:
         return self.db.execute(
             "SELECT m.receipt_no, m.identity, r.written_at, r.message FROM messages m"
             " LEFT JOIN register_rows r ON r.message = m.id"
-            " WHERE m.receipt_year = ? ORDER BY m.receipt_no", (year,)
+            " WHERE m.receipt_year = ? AND m.receipt_no IS NOT NULL ORDER BY m.receipt_no", (year,)
         ).fetchall()
 
     def register_years(self) -> list[int]:
@@ -686,6 +692,7 @@ class Journal:
         """Messages per category; decided: only those handled on a day or in a year
         ("2026-11-23", "2026"), by the agency's clock."""
         rows = self.db.execute(
-            "SELECT category, COUNT(*) FROM messages WHERE substr(decided_at, 1, ?) = ?"
-            " GROUP BY category ORDER BY category", (len(decided), decided))
+            "SELECT category, COUNT(*) FROM messages WHERE decided_at >= ? AND decided_at < ?"
+            " GROUP BY category ORDER BY category",  # every text that starts with `decided`
+            (decided, decided + "\uffff"))
         return {row[0]: row[1] for row in rows}

@@ -21,11 +21,11 @@ from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.journal import Journal, private_dir
 from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
-from saraban_mail.parse import Incoming
 from saraban_mail.thaitext import thai_date, thai_datetime
 
-if TYPE_CHECKING:  # openpyxl and jinja2 are loaded where a workbook or mail is made:
-    from saraban_mail.replies import Templates  # `status` reads the states without them
+if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
+    from saraban_mail.parse import Incoming  # `status` reads the states without them
+    from saraban_mail.replies import Templates
 
 RECEIVED = "received"
 IDENTITY_PENDING = "identity_pending"

@@ -12,9 +12,6 @@ import json
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,6 +68,10 @@ class TokenStore:
 
 
 def _post(url: str, fields: dict[str, str], timeout: float = 30.0) -> dict[str, Any]:
+    import urllib.error  # only where a token is fetched: `status` starts without it
+    import urllib.parse
+    import urllib.request
+
     data = urllib.parse.urlencode({k: v for k, v in fields.items() if v}).encode()
     request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})
     try:

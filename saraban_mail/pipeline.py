@@ -27,7 +27,7 @@ from typing import Any
 
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from saraban_mail import matters, oauth, results
+from saraban_mail import matters, oauth, results, schedule
 from saraban_mail.calendar import BusinessCalendar, ack_due, buddhist_year, official_received_at
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.config import Config
@@ -105,11 +105,24 @@ def poll(ctx: Context) -> PollReport:
         release()  # workbooks kept for a write that did not come
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
+        ended = ctx.clock()
         ctx.journal.set_meta("last_poll", json.dumps({
-            "at": ctx.clock().isoformat(), "handled": len(report.records),
-            "problems": report.problems[:20],
+            "at": ended.isoformat(), "handled": len(report.records),
+            "problems": report.problems[:20], **_next_poll(ctx, ended),
         }, ensure_ascii=False))
     return report
+
+
+def _next_poll(ctx: Context, ended: datetime) -> dict[str, str | None]:
+    """The next scheduled poll, noted for `status` with the timetable it follows (the
+    last poll's note is kept while it holds: an idle poll need not load the holidays)."""
+    times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
+    key = schedule.timetable(ctx.calendar, times)
+    due = schedule.noted_next_poll(json.loads(ctx.journal.get_meta("last_poll") or "null"),
+                                   key, ended)
+    if due is None:
+        due = next(iter(schedule.next_polls(ctx.calendar, times, ended, 1)), None)
+    return {"next_poll": due.isoformat() if due else None, "timetable": key}
 
 
 # -- 1. intake: fetch, parse, classify, record ------------------------------------------

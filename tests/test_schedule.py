@@ -9,10 +9,17 @@ import signal
 import subprocess
 import sys
 import time as clock
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 from saraban_mail.calendar import BANGKOK, BusinessCalendar
-from saraban_mail.schedule import deadline_warnings, missed, next_polls, poll_times
+from saraban_mail.schedule import (
+    deadline_warnings,
+    missed,
+    next_polls,
+    noted_next_poll,
+    poll_times,
+    timetable,
+)
 from tests.conftest import deliver
 from tests.test_intake_e2e import records, run_poll
 
@@ -39,6 +46,23 @@ def test_a_pc_switched_on_late_catches_up_the_missed_poll():
     assert missed(CAL, TIMES, last, bkk(2026, 11, 23, 9, 10)) == bkk(2026, 11, 23, 8, 30)
     assert missed(CAL, TIMES, bkk(2026, 11, 23, 8, 30), bkk(2026, 11, 23, 9, 10)) is None
     assert missed(CAL, TIMES, last, bkk(2026, 11, 22, 12, 0)) is None  # Sunday: nothing due
+
+
+def test_a_noted_next_poll_holds_until_its_time_and_only_for_its_timetable():
+    noted_at = bkk(2026, 4, 10, 17, 0)  # Friday after closing; Songkran Monday-Wednesday
+    key = timetable(CAL, TIMES)
+    note = {"at": noted_at.isoformat(), "next_poll": next_polls(CAL, TIMES, noted_at, 1)[0]
+            .isoformat(), "timetable": key}
+    moment = noted_at
+    while (held := noted_next_poll(note, key, moment)) is not None:
+        assert held == next_polls(CAL, TIMES, moment, 1)[0] == bkk(2026, 4, 16, 8, 30)
+        moment += timedelta(minutes=7)
+    assert moment > bkk(2026, 4, 16, 8, 29), moment  # held all the way to its time
+    assert noted_next_poll(note, key, bkk(2026, 4, 10, 16, 59)) is None  # before the note
+    assert noted_next_poll(None, key, noted_at) is None
+    decree = BusinessCalendar(added={date(2026, 4, 16): "วันหยุดราชการเป็นกรณีพิเศษ"})
+    assert noted_next_poll(note, timetable(decree, TIMES), noted_at) is None
+    assert noted_next_poll(note, timetable(CAL, [time(9, 0)]), noted_at) is None
 
 
 def test_a_timetable_that_cannot_meet_the_deadlines_is_warned_about():

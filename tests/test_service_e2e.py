@@ -140,6 +140,39 @@ def test_json_logs_and_status_in_one_screen(office, dovecot, imap_account, smtp)
     assert status["next_poll"]
 
 
+def status_probe(config: Path, moment: str) -> tuple[dict, bool]:
+    """`status --json` at `moment`, and whether that process loaded the holiday table."""
+    probe = ("import sys\nfrom saraban_mail.cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "finally:\n    print('holidays' in sys.modules, file=sys.stderr)")
+    shown = subprocess.run([sys.executable, "-c", probe, "status", "--json", "--config",
+                            str(config)], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, SARABAN_NOW=moment))
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout), shown.stderr.strip().endswith("True")
+
+
+def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not_run(
+    office, dovecot, imap_account, smtp, monkeypatch
+):
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-20T16:40:00+07:00")  # Friday's closing poll
+    assert poll(office).returncode == 0
+    status, loaded = status_probe(office, "2026-11-22T12:00:00+07:00")  # Sunday
+    assert status["next_poll"] == "2026-11-23T08:30:00+07:00"  # Monday's opening poll
+    assert not loaded  # noted by the poll: status did not load the holiday table
+    assert not any("has not finished" in w for w in status["warnings"])
+    # Monday 09:00: the 08:30 poll may still be running; 10:00: it did not run.
+    status, loaded = status_probe(office, "2026-11-23T09:00:00+07:00")
+    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and loaded
+    assert not any("has not finished" in w for w in status["warnings"])
+    status, _ = status_probe(office, "2026-11-23T10:00:00+07:00")
+    assert status["next_poll"] == "2026-11-23T16:30:00+07:00"
+    assert "the poll due at 2026-11-23 08:30 has not finished: is the service running " \
+        "(saraban-mail run)?" in status["warnings"]
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
+    shown = cli(office, "status")
+    assert "warning: the poll due at 2026-11-23 08:30 has not finished" in shown.stdout
+
+
 def test_progress_bar_on_a_terminal_only(office, dovecot, imap_account, smtp):
     for n in range(60):  # a backlog: the bar shows from 50 messages in a folder
         deliver(dovecot, imap_account, "INBOX", *citizen_request(n))
