@@ -333,7 +333,7 @@ def render(f: dict, args: argparse.Namespace) -> str:
     lines = [
         f"# Benchmark results ({kind})",
         "",
-        f"Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`".replace(" `", "`")
+        f"Command: `{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`"
         + "  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
         f"Python {platform.python_version()}; Dovecot {versions}",
