@@ -484,22 +484,22 @@ LATE_POLL = timedelta(hours=1)
 
 def _next_poll(config: Config, calendar: BusinessCalendar, last: dict[str, Any] | None,
                moment: datetime) -> tuple[datetime | None, list[str]]:
-    """The next scheduled poll (as the last poll noted it, while that holds), with a
-    warning when the poll that note expected is well past and has not finished."""
+    """The next scheduled poll (from the last poll's note while it covers `moment`), with a
+    warning when the poll that note expected first is well past and has not finished."""
     from saraban_mail import schedule
 
     times = schedule.poll_times(config.schedule.times, calendar)
     key = schedule.timetable(calendar, times)
-    due = schedule.noted_next_poll(last, key, moment)
-    if due is not None:
-        return due, []
     late = []
-    if last and last.get("timetable") == key and last.get("next_poll"):
-        expected = datetime.fromisoformat(last["next_poll"]).astimezone(calendar.tz)
+    if last and last.get("timetable") == key and last.get("next_polls"):
+        expected = datetime.fromisoformat(last["next_polls"][0]).astimezone(calendar.tz)
         if moment > expected + LATE_POLL:
             late.append(f"the poll due at {expected:%Y-%m-%d %H:%M} has not finished: "
                         "is the service running (saraban-mail run)?")
-    return next(iter(schedule.next_polls(calendar, times, moment, 1)), None), late
+    due = schedule.noted_next_poll(last, key, moment)
+    if due is None:
+        due = next(iter(schedule.next_polls(calendar, times, moment, 1)), None)
+    return due, late
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -113,16 +113,20 @@ def poll(ctx: Context) -> PollReport:
     return report
 
 
-def _next_poll(ctx: Context, ended: datetime) -> dict[str, str | None]:
-    """The next scheduled poll, noted for `status` with the timetable it follows (the
-    last poll's note is kept while it holds: an idle poll need not load the holidays)."""
+def _next_poll(ctx: Context, ended: datetime) -> dict[str, Any]:
+    """The next poll times, noted for `status` with the timetable they follow. While the
+    last poll's note still covers them they are taken from it (an idle poll, a poll between
+    scheduled ones): the holiday table is then not loaded."""
     times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
     key = schedule.timetable(ctx.calendar, times)
-    due = schedule.noted_next_poll(json.loads(ctx.journal.get_meta("last_poll") or "null"),
-                                   key, ended)
-    if due is None:
-        due = next(iter(schedule.next_polls(ctx.calendar, times, ended, 1)), None)
-    return {"next_poll": due.isoformat() if due else None, "timetable": key}
+    last = json.loads(ctx.journal.get_meta("last_poll") or "null")
+    if schedule.noted_next_poll(last, key, ended) is not None:
+        after = ended + timedelta(seconds=1)
+        upcoming = [t for t in last["next_polls"] if datetime.fromisoformat(t) >= after]
+    else:
+        upcoming = [t.isoformat() for t in schedule.next_polls(ctx.calendar, times, ended,
+                                                               schedule.NOTED_POLLS)]
+    return {"next_polls": upcoming, "timetable": key}
 
 
 # -- 1. intake: fetch, parse, classify, record ------------------------------------------

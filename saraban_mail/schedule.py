@@ -46,16 +46,24 @@ def timetable(cal: BusinessCalendar, times: list[time]) -> str:
                  sorted(cal.removed)))
 
 
+# Poll times each poll notes ahead for `status`: a working week at two polls a day.
+NOTED_POLLS = 10
+
+
 def noted_next_poll(note: dict[str, Any] | None, timetable: str,
                     moment: datetime) -> datetime | None:
-    """The next poll a note ({"at", "next_poll", "timetable"}) gave, if it still holds at
-    `moment`: same timetable, and no poll time between the note and `moment`. Reading it
-    spares loading the holiday table (0.1 s)."""
-    if not note or not note.get("next_poll") or note.get("timetable") != timetable:
+    """The first poll time after `moment` in a note ({"at", "next_polls", "timetable"}:
+    every poll time after "at", in order), if the note covers `moment`: same timetable,
+    made before `moment`, a time left after it. Reading it spares loading the holiday
+    table (0.1 s)."""
+    if not note or note.get("timetable") != timetable or "at" not in note:
         return None
-    due = datetime.fromisoformat(note["next_poll"])
-    if datetime.fromisoformat(note["at"]) <= moment <= due - timedelta(seconds=1):
-        return due
+    if datetime.fromisoformat(note["at"]) > moment:
+        return None
+    for noted in note.get("next_polls") or []:
+        due = datetime.fromisoformat(noted)
+        if moment <= due - timedelta(seconds=1):
+            return due
     return None
 
 

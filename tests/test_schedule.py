@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 
 from saraban_mail.calendar import BANGKOK, BusinessCalendar
 from saraban_mail.schedule import (
+    NOTED_POLLS,
     deadline_warnings,
     missed,
     next_polls,
@@ -48,16 +49,18 @@ def test_a_pc_switched_on_late_catches_up_the_missed_poll():
     assert missed(CAL, TIMES, last, bkk(2026, 11, 22, 12, 0)) is None  # Sunday: nothing due
 
 
-def test_a_noted_next_poll_holds_until_its_time_and_only_for_its_timetable():
+def test_noted_poll_times_hold_until_the_last_and_only_for_their_timetable():
     noted_at = bkk(2026, 4, 10, 17, 0)  # Friday after closing; Songkran Monday-Wednesday
     key = timetable(CAL, TIMES)
-    note = {"at": noted_at.isoformat(), "next_poll": next_polls(CAL, TIMES, noted_at, 1)[0]
-            .isoformat(), "timetable": key}
+    ahead = next_polls(CAL, TIMES, noted_at, NOTED_POLLS)
+    note = {"at": noted_at.isoformat(), "next_polls": [t.isoformat() for t in ahead],
+            "timetable": key}
     moment = noted_at
     while (held := noted_next_poll(note, key, moment)) is not None:
-        assert held == next_polls(CAL, TIMES, moment, 1)[0] == bkk(2026, 4, 16, 8, 30)
+        assert held == next_polls(CAL, TIMES, moment, 1)[0]  # what the holiday table says
         moment += timedelta(minutes=7)
-    assert moment > bkk(2026, 4, 16, 8, 29), moment  # held all the way to its time
+    assert ahead[0] == bkk(2026, 4, 16, 8, 30)
+    assert ahead[-1] - timedelta(minutes=7) < moment  # held up to the last noted time
     assert noted_next_poll(note, key, bkk(2026, 4, 10, 16, 59)) is None  # before the note
     assert noted_next_poll(None, key, noted_at) is None
     decree = BusinessCalendar(added={date(2026, 4, 16): "วันหยุดราชการเป็นกรณีพิเศษ"})

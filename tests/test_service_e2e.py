@@ -162,15 +162,32 @@ def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not
     assert not any("has not finished" in w for w in status["warnings"])
     # Monday 09:00: the 08:30 poll may still be running; 10:00: it did not run.
     status, loaded = status_probe(office, "2026-11-23T09:00:00+07:00")
-    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and loaded
+    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and not loaded
     assert not any("has not finished" in w for w in status["warnings"])
-    status, _ = status_probe(office, "2026-11-23T10:00:00+07:00")
-    assert status["next_poll"] == "2026-11-23T16:30:00+07:00"
-    assert "the poll due at 2026-11-23 08:30 has not finished: is the service running " \
-        "(saraban-mail run)?" in status["warnings"]
+    status, loaded = status_probe(office, "2026-11-23T10:00:00+07:00")
+    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and not loaded
+    warning = ("the poll due at 2026-11-23 08:30 has not finished: is the service running "
+               "(saraban-mail run)?")
+    assert warning in status["warnings"]
     monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
-    shown = cli(office, "status")
-    assert "warning: the poll due at 2026-11-23 08:30 has not finished" in shown.stdout
+    assert f"warning: {warning}" in cli(office, "status").stdout
+    # Past the times the poll noted (a week down): from the holiday table again.
+    status, loaded = status_probe(office, "2026-12-04T17:00:00+07:00")  # Friday
+    assert status["next_poll"] == "2026-12-08T08:30:00+07:00" and loaded  # Mon 7th: holiday
+    assert warning in status["warnings"]
+    # The service back: its poll notes the times anew and the warning goes; a poll between
+    # two poll times keeps what the last one noted.
+    monkeypatch.setenv("SARABAN_NOW", "2026-12-04T17:00:00+07:00")
+    assert poll(office).returncode == 0
+    status, _ = status_probe(office, "2026-12-04T17:05:00+07:00")
+    assert not any("has not finished" in w for w in status["warnings"])
+    noted = status["last_poll"]["next_polls"]
+    assert noted[:3] == ["2026-12-08T08:30:00+07:00", "2026-12-08T16:30:00+07:00",
+                         "2026-12-09T08:30:00+07:00"] and len(noted) == 10
+    monkeypatch.setenv("SARABAN_NOW", "2026-12-08T12:00:00+07:00")
+    assert poll(office).returncode == 0
+    status, loaded = status_probe(office, "2026-12-08T12:05:00+07:00")
+    assert status["last_poll"]["next_polls"] == noted[1:] and not loaded
 
 
 def test_progress_bar_on_a_terminal_only(office, dovecot, imap_account, smtp):
