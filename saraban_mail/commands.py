@@ -482,21 +482,21 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
 LATE_POLL = timedelta(hours=1)
 
 
-def _next_poll(config: Config, calendar: BusinessCalendar, last: dict[str, Any] | None,
+def _next_poll(config: Config, calendar: BusinessCalendar, noted: dict[str, Any] | None,
                moment: datetime) -> tuple[datetime | None, list[str]]:
-    """The next scheduled poll (from the last poll's note while it covers `moment`), with a
-    warning when the poll that note expected first is well past and has not finished."""
+    """The next scheduled poll (from the times the last poll noted, while they cover
+    `moment`), with a warning when the first of them is well past and no poll finished."""
     from saraban_mail import schedule
 
     times = schedule.poll_times(config.schedule.times, calendar)
     key = schedule.timetable(calendar, times)
     late = []
-    if last and last.get("timetable") == key and last.get("next_polls"):
-        expected = datetime.fromisoformat(last["next_polls"][0]).astimezone(calendar.tz)
+    if noted and noted.get("timetable") == key and noted.get("next_polls"):
+        expected = datetime.fromisoformat(noted["next_polls"][0]).astimezone(calendar.tz)
         if moment > expected + LATE_POLL:
             late.append(f"the poll due at {expected:%Y-%m-%d %H:%M} has not finished: "
                         "is the service running (saraban-mail run)?")
-    due = schedule.noted_next_poll(last, key, moment)
+    due = schedule.noted_next_poll(noted, key, moment)
     if due is None:
         due = next(iter(schedule.next_polls(calendar, times, moment, 1)), None)
     return due, late
@@ -517,7 +517,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             except SarabanError as exc:
                 print(f"saraban-mail: {exc}", file=sys.stderr)
         last = json.loads(journal.get_meta("last_poll") or "null")
-        upcoming, late_poll = _next_poll(config, calendar, last, moment)
+        upcoming, late_poll = _next_poll(config, calendar,
+                                         json.loads(journal.get_meta("poll_times") or "null"),
+                                         moment)
         today = moment.astimezone(calendar.tz).date()
         pending_rows = len(journal.pending_register_rows())
         status: dict[str, Any] = {

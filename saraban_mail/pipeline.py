@@ -106,27 +106,29 @@ def poll(ctx: Context) -> PollReport:
     report.records = [_output(ctx, row) for row in ctx.journal.copies_of_poll(poll_id)]
     if not ctx.dry_run:
         ended = ctx.clock()
-        ctx.journal.set_meta("last_poll", json.dumps({
-            "at": ended.isoformat(), "handled": len(report.records),
-            "problems": report.problems[:20], **_next_poll(ctx, ended),
-        }, ensure_ascii=False))
+        with ctx.journal.transaction():
+            ctx.journal.set_meta("last_poll", json.dumps({
+                "at": ended.isoformat(), "handled": len(report.records),
+                "problems": report.problems[:20],
+            }, ensure_ascii=False))
+            ctx.journal.set_meta("poll_times", json.dumps(_poll_times(ctx, ended)))
     return report
 
 
-def _next_poll(ctx: Context, ended: datetime) -> dict[str, Any]:
+def _poll_times(ctx: Context, ended: datetime) -> dict[str, Any]:
     """The next poll times, noted for `status` with the timetable they follow. While the
-    last poll's note still covers them they are taken from it (an idle poll, a poll between
+    last note still covers them they are taken from it (an idle poll, a poll between
     scheduled ones): the holiday table is then not loaded."""
     times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
     key = schedule.timetable(ctx.calendar, times)
-    last = json.loads(ctx.journal.get_meta("last_poll") or "null")
+    last = json.loads(ctx.journal.get_meta("poll_times") or "null")
     if schedule.noted_next_poll(last, key, ended) is not None:
         after = ended + timedelta(seconds=1)
         upcoming = [t for t in last["next_polls"] if datetime.fromisoformat(t) >= after]
     else:
         upcoming = [t.isoformat() for t in schedule.next_polls(ctx.calendar, times, ended,
                                                                schedule.NOTED_POLLS)]
-    return {"next_polls": upcoming, "timetable": key}
+    return {"at": ended.isoformat(), "next_polls": upcoming, "timetable": key}
 
 
 # -- 1. intake: fetch, parse, classify, record ------------------------------------------

@@ -46,8 +46,8 @@ def timetable(cal: BusinessCalendar, times: list[time]) -> str:
                  sorted(cal.removed)))
 
 
-# Poll times each poll notes ahead for `status`: a working week at two polls a day.
-NOTED_POLLS = 10
+# Poll times each poll notes ahead for `status`: three working weeks at two polls a day.
+NOTED_POLLS = 30
 
 
 def noted_next_poll(note: dict[str, Any] | None, timetable: str,

@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from saraban_mail.calendar import BANGKOK
+from saraban_mail.schedule import NOTED_POLLS
 from tests.conftest import deliver
 from tests.servers import CuttingProxy
 
@@ -140,6 +142,16 @@ def test_json_logs_and_status_in_one_screen(office, dovecot, imap_account, smtp)
     assert status["next_poll"]
 
 
+def poll_times(config: Path) -> list[str]:
+    """The poll times the last poll noted in the journal."""
+    journal = sqlite3.connect(config.parent / "data" / "journal.sqlite3")
+    try:
+        value = journal.execute("SELECT value FROM meta WHERE key = 'poll_times'").fetchone()[0]
+    finally:
+        journal.close()
+    return json.loads(value)["next_polls"]
+
+
 def status_probe(config: Path, moment: str) -> tuple[dict, bool]:
     """`status --json` at `moment`, and whether that process loaded the holiday table."""
     probe = ("import sys\nfrom saraban_mail.cli import main\ntry:\n    main(sys.argv[1:])\n"
@@ -171,23 +183,30 @@ def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not
     assert warning in status["warnings"]
     monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
     assert f"warning: {warning}" in cli(office, "status").stdout
-    # Past the times the poll noted (a week down): from the holiday table again.
-    status, loaded = status_probe(office, "2026-12-04T17:00:00+07:00")  # Friday
-    assert status["next_poll"] == "2026-12-08T08:30:00+07:00" and loaded  # Mon 7th: holiday
+    # A week down: still from the noted times (Monday the 7th is a holiday) ...
+    status, loaded = status_probe(office, "2026-12-04T17:00:00+07:00")
+    assert status["next_poll"] == "2026-12-08T08:30:00+07:00" and not loaded
     assert warning in status["warnings"]
-    # The service back: its poll notes the times anew and the warning goes; a poll between
-    # two poll times keeps what the last one noted.
+    # ... and past the last of them, from the holiday table (New Year's Eve and Day).
+    status, loaded = status_probe(office, "2026-12-30T17:00:00+07:00")
+    assert status["next_poll"] == "2027-01-04T08:30:00+07:00" and loaded
+    # The service back: the warning goes; a poll between two poll times keeps the note.
     monkeypatch.setenv("SARABAN_NOW", "2026-12-04T17:00:00+07:00")
     assert poll(office).returncode == 0
     status, _ = status_probe(office, "2026-12-04T17:05:00+07:00")
     assert not any("has not finished" in w for w in status["warnings"])
-    noted = status["last_poll"]["next_polls"]
+    noted = poll_times(office)
     assert noted[:3] == ["2026-12-08T08:30:00+07:00", "2026-12-08T16:30:00+07:00",
-                         "2026-12-09T08:30:00+07:00"] and len(noted) == 10
+                         "2026-12-09T08:30:00+07:00"]
     monkeypatch.setenv("SARABAN_NOW", "2026-12-08T12:00:00+07:00")
     assert poll(office).returncode == 0
-    status, loaded = status_probe(office, "2026-12-08T12:05:00+07:00")
-    assert status["last_poll"]["next_polls"] == noted[1:] and not loaded
+    assert poll_times(office) == noted[1:]
+    assert status_probe(office, "2026-12-08T12:05:00+07:00")[0]["next_poll"] == noted[1]
+    # Past the noted times a poll notes them anew, as many as always.
+    monkeypatch.setenv("SARABAN_NOW", "2027-01-04T08:30:00+07:00")
+    assert poll(office).returncode == 0
+    assert poll_times(office)[0] == "2027-01-04T16:30:00+07:00"
+    assert len(poll_times(office)) == NOTED_POLLS
 
 
 def test_progress_bar_on_a_terminal_only(office, dovecot, imap_account, smtp):
