@@ -496,10 +496,9 @@ def _next_poll(config: Config, calendar: BusinessCalendar, noted: dict[str, Any]
         if moment > expected + LATE_POLL:
             late.append(f"the poll due at {expected:%Y-%m-%d %H:%M} has not finished: "
                         "is the service running (saraban-mail run)?")
-    due = schedule.noted_next_poll(noted, key, moment)
-    if due is None:
-        due = next(iter(schedule.next_polls(calendar, times, moment, 1)), None)
-    return due, late
+    upcoming = schedule.noted_polls(noted, key, moment) or schedule.next_polls(calendar, times,
+                                                                                moment, 1)
+    return next(iter(upcoming), None), late
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -122,13 +122,10 @@ def _poll_times(ctx: Context, ended: datetime) -> dict[str, Any]:
     times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
     key = schedule.timetable(ctx.calendar, times)
     last = json.loads(ctx.journal.get_meta("poll_times") or "null")
-    if schedule.noted_next_poll(last, key, ended) is not None:
-        after = ended + timedelta(seconds=1)
-        upcoming = [t for t in last["next_polls"] if datetime.fromisoformat(t) >= after]
-    else:
-        upcoming = [t.isoformat() for t in schedule.next_polls(ctx.calendar, times, ended,
-                                                               schedule.NOTED_POLLS)]
-    return {"at": ended.isoformat(), "next_polls": upcoming, "timetable": key}
+    upcoming = (schedule.noted_polls(last, key, ended)
+                or schedule.next_polls(ctx.calendar, times, ended, schedule.NOTED_POLLS))
+    return {"at": ended.isoformat(), "next_polls": [t.isoformat() for t in upcoming],
+            "timetable": key}
 
 
 # -- 1. intake: fetch, parse, classify, record ------------------------------------------

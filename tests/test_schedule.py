@@ -17,7 +17,7 @@ from saraban_mail.schedule import (
     deadline_warnings,
     missed,
     next_polls,
-    noted_next_poll,
+    noted_polls,
     poll_times,
     timetable,
 )
@@ -56,16 +56,16 @@ def test_noted_poll_times_hold_until_the_last_and_only_for_their_timetable():
     note = {"at": noted_at.isoformat(), "next_polls": [t.isoformat() for t in ahead],
             "timetable": key}
     moment = noted_at
-    while (held := noted_next_poll(note, key, moment)) is not None:
-        assert held == next_polls(CAL, TIMES, moment, 1)[0]  # what the holiday table says
+    while held := noted_polls(note, key, moment):
+        assert held == next_polls(CAL, TIMES, moment, len(held))  # what the holiday table says
         moment += timedelta(minutes=7)
     assert ahead[0] == bkk(2026, 4, 16, 8, 30)
     assert ahead[-1] - timedelta(minutes=7) < moment  # held up to the last noted time
-    assert noted_next_poll(note, key, bkk(2026, 4, 10, 16, 59)) is None  # before the note
-    assert noted_next_poll(None, key, noted_at) is None
+    assert noted_polls(note, key, bkk(2026, 4, 10, 16, 59)) == []  # before the note
+    assert noted_polls(None, key, noted_at) == []
     decree = BusinessCalendar(added={date(2026, 4, 16): "วันหยุดราชการเป็นกรณีพิเศษ"})
-    assert noted_next_poll(note, timetable(decree, TIMES), noted_at) is None
-    assert noted_next_poll(note, timetable(CAL, [time(9, 0)]), noted_at) is None
+    assert noted_polls(note, timetable(decree, TIMES), noted_at) == []
+    assert noted_polls(note, timetable(CAL, [time(9, 0)]), noted_at) == []
 
 
 def test_a_timetable_that_cannot_meet_the_deadlines_is_warned_about():
