@@ -7,27 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from fnmatch import fnmatchcase
 
+from saraban_mail.category import Category
 from saraban_mail.parse import Forwarded, Incoming
 from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
 from saraban_mail.thaitext import fold
 
-
-class Category(StrEnum):
-    SPAM = "spam"
-    AUTOMATED = "automated"
-    WRONG_AGENCY_FORWARD = "wrong_agency_forward"
-    WRONG_AGENCY = "wrong_agency"
-    WRONG_CHANNEL = "wrong_channel"
-    VALID = "valid"
-    NEEDS_REVIEW = "needs_review"
-
-    @property
-    def registered(self) -> bool:
-        """ลงทะเบียนรับ: only requests that are ours get a receipt number."""
-        return self in (Category.VALID, Category.WRONG_CHANNEL)
+__all__ = ["Category", "Decision", "Identity", "classify"]
 
 
 @dataclass(frozen=True)

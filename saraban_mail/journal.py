@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from saraban_mail.layout import Summary
+from saraban_mail.record import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -114,23 +115,20 @@ class FolderState:
     last_uid: int
 
 
+class Stored(NamedTuple):
+    """A message as the journal holds it: its row id, identity and record."""
+
+    id: int
+    identity: str
+    record: Record
+
+
 @dataclass(frozen=True)
 class Known:
     id: int
     folder: str
     uidvalidity: int
     uid: str
-
-
-def private_dir(folder: Path) -> None:
-    """Create folder and any missing parent readable by the service user only (0700);
-    Path.mkdir(parents=True, mode=...) gives the mode to the last one only."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for each in reversed(missing):
-        each.mkdir(mode=0o700, exist_ok=True)
 
 
 @contextmanager
@@ -277,29 +275,29 @@ class Journal:
 
     # -- messages -----------------------------------------------------------------------
 
-    def add_message(self, *, identity: str, folder: str, uidvalidity: int, uid: int | str,
-                    category: str, rule: str, requester: str, official_received_at: datetime,
-                    record: dict[str, Any], poll: str, now: datetime) -> int:
+    def add_message(self, *, identity: str, uidvalidity: int, record: Record, poll: str,
+                    now: datetime) -> int:
         cursor = self.db.execute(
             "INSERT INTO messages (identity, folder, uidvalidity, uid, category, rule, requester,"
             " official_received_at, record, poll, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (identity, folder, uidvalidity, str(uid), category, rule, requester,
-             _iso(official_received_at), json.dumps(record, ensure_ascii=False), poll, _iso(now)),
+            (identity, record.folder, uidvalidity, str(record.uid), str(record.category),
+             record.rule, record.requester, _iso(record.official_received_at),
+             record.to_json(), poll, _iso(now)),
         )
         return int(cursor.lastrowid or 0)
 
-    def record(self, message: int) -> dict[str, Any]:
+    def record(self, message: int) -> Record:
         row = self.db.execute("SELECT record FROM messages WHERE id = ?", (message,)).fetchone()
-        return json.loads(row[0])
+        return Record.from_json(row[0])
 
-    def unnumbered(self, categories: tuple[str, ...]) -> list[sqlite3.Row]:
+    def unnumbered(self, categories: tuple[str, ...]) -> list[Stored]:
         """Registrable messages still without a receipt number, in official-time order."""
         marks = ",".join("?" * len(categories))
-        return self.db.execute(
-            f"SELECT id, identity, official_received_at, record FROM messages WHERE receipt_no IS NULL"
+        return [Stored(row[0], row[1], Record.from_json(row[2])) for row in self.db.execute(
+            f"SELECT id, identity, record FROM messages WHERE receipt_no IS NULL"
             f" AND category IN ({marks}) ORDER BY official_received_at, id",
             categories,
-        ).fetchall()
+        )]
 
     def highest_receipt(self, year: int) -> int:
         row = self.db.execute(
@@ -536,12 +534,12 @@ class Journal:
         values = [_iso(v) if isinstance(v, datetime) else v for v in fields.values()]
         self.db.execute(f"UPDATE results SET {assignments} WHERE id = ?", (*values, result))
 
-    def message_of_receipt(self, year: int, number: int) -> tuple[int, str, dict[str, Any]] | None:
+    def message_of_receipt(self, year: int, number: int) -> Stored | None:
         row = self.db.execute(
             "SELECT id, identity, record FROM messages WHERE receipt_year = ? AND receipt_no = ?",
             (year, number),
         ).fetchone()
-        return (row[0], row[1], json.loads(row[2])) if row else None
+        return Stored(row[0], row[1], Record.from_json(row[2])) if row else None
 
     def summary(self, year: int, *, pending_rows: int = 0, as_of: str = "") -> Summary:
         """The numbers of the register's สรุป sheet for Buddhist-era `year`."""

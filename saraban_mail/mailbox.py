@@ -1,18 +1,17 @@
 """Mailbox access: fetch what is new, then mark, flag, move or delete it.
 
-Two backends behind one small interface: IMAP (imapclient) for real mailboxes and a
-local Maildir for the demo. Protocol details stay here, out of the business code."""
+The small interface the poll uses (`Mailbox`) and its IMAP backend (imapclient), with
+every protocol detail kept here, out of the business code; the demo's Maildir backend is
+in maildir.py. One concept, the IMAP adapter, hence the length."""
 
 from __future__ import annotations
 
 import contextlib
-import mailbox as stdlib_mailbox
 import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import imapclient
@@ -466,88 +465,3 @@ class WatchedMailbox(ImapMailbox):
         if self._select(folder, readonly=False) != uidvalidity:
             return  # the folder was rebuilt: these UIDs no longer name those messages
         self.client.add_flags(uids, [keyword.encode()], silent=True)
-
-
-class MaildirMailbox:
-    """A local Maildir++ tree (INBOX at the root, .Junk, .Trash, .Sent): the demo's mailbox.
-
-    UIDVALIDITY is 0 and the UID is the Maildir key; delivery time is the file's mtime."""
-
-    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
-        self.max_bytes = max_bytes
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = stdlib_mailbox.Maildir(root, create=True)
-        existing = set(self.root.list_folders())
-        for name in ("Junk", "Trash", "Sent"):
-            if name not in existing:
-                self.root.add_folder(name)
-        self.folders = Folders(inbox="INBOX", junk="Junk", trash="Trash", sent="Sent")
-
-    def _box(self, folder: str) -> stdlib_mailbox.Maildir:
-        return self.root if folder == "INBOX" else self.root.get_folder(folder)
-
-    def uidvalidity(self, folder: str) -> int:
-        return 0
-
-    def fetch_new(self, folder: str, after_uid: int, since: date | None,
-                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
-        box = self._box(folder)
-        box.clean()
-        entries = []
-        for key in box.iterkeys():
-            if skip(key):
-                continue
-            message = box.get_message(key)
-            received = datetime.fromtimestamp(message.get_date(), tz=UTC)
-            if since and received.date() < since:
-                continue
-            entries.append((received, key))
-        for index, (received, key) in enumerate(sorted(entries)):
-            raw = box.get_bytes(key)
-            size, huge = len(raw), bool(self.max_bytes and len(raw) > self.max_bytes)
-            if huge:
-                end = raw.find(b"\r\n\r\n")
-                end = raw.find(b"\n\n") if end < 0 else end
-                raw = raw[:end + 2] if end >= 0 else raw[:65536]
-            yield Fetched(folder, 0, key, received, raw, len(entries) - index - 1, huge, size)
-
-    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
-        box = self._box(folder)
-        try:
-            message = box.get_message(uid)
-        except KeyError:
-            return False
-        if action == "seen":
-            message.add_flag("S")
-            box[uid] = message
-        elif action == "flag":
-            message.add_flag("F")
-            box[uid] = message
-        elif action == "move":
-            self._box(target).add(message)  # Maildir.add keeps the delivery time
-            box.remove(uid)
-        elif action == "delete":
-            box.remove(uid)
-        else:
-            raise ValueError(f"unknown mailbox action {action!r}")
-        return True
-
-    def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
-                   target: str) -> dict[str, tuple[int, int] | None]:
-        return {uid: None for uid in uids if self.apply(folder, uidvalidity, uid, action, target)}
-
-    def reconnect(self) -> None:
-        return None
-
-    def append(self, folder: str, raw: bytes) -> None:
-        message = stdlib_mailbox.MaildirMessage(raw)
-        message.set_subdir("cur")
-        message.add_flag("S")
-        self._box(folder).add(message)
-
-    def append_many(self, folder: str, raws: list[bytes]) -> None:
-        for raw in raws:
-            self.append(folder, raw)
-
-    def close(self) -> None:
-        return None

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
-from saraban_mail.journal import Journal, private_dir
+from saraban_mail.files import private_dir
+from saraban_mail.journal import Journal
 from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
 from saraban_mail.thaitext import thai_date, thai_datetime
 
 if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
     from saraban_mail.parse import Incoming  # `status` reads the states without them
+    from saraban_mail.record import Record
     from saraban_mail.replies import Templates
 
 RECEIVED = "received"
@@ -77,13 +79,13 @@ def related_receipt(mail: Incoming, requester: str, journal: Journal) -> tuple[i
     return None
 
 
-def on_registered(journal: Journal, year: int, number: int, record: dict[str, Any],
+def on_registered(journal: Journal, year: int, number: int, record: Record,
                   now: datetime) -> None:
     """The first events of a matter, and the news for the matter a reply belongs to."""
-    state = IDENTITY_PENDING if record["high_risk"] else RECEIVED
-    related = record.get("related_receipt")
+    state = IDENTITY_PENDING if record.high_risk else RECEIVED
+    related = record.related_receipt
     journal.add_event(year, number, kind="registered", actor="service", now=now, state=state,
-                      detail={"subject": record["subject"], "requester": record["requester"],
+                      detail={"subject": record.subject, "requester": record.requester,
                               "related_receipt": related})
     if related:
         r_number, r_year = (int(x) for x in related.split("/"))

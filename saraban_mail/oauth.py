@@ -19,7 +19,7 @@ from typing import Any
 
 from saraban_mail.config import Config, OAuth, Watch
 from saraban_mail.errors import LoginRefused, MailboxError
-from saraban_mail.journal import private_dir
+from saraban_mail.files import private_dir
 
 TOKEN_FILE = "oauth-token.json"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

@@ -91,15 +91,14 @@ def find_target(journal: Journal, config: Config, year: int, number: int) -> Tar
     personal_words = [fold(k) for k in config.results.personal_keywords]
     found = journal.message_of_receipt(year, number)
     if found is not None:
-        _, identity, record = found
-        subject = record["subject"]
+        record = found.record
         return Target(
-            receipt_year=year, receipt_no=number, recipient=record["requester"],
-            name=record["requester_name"], subject=subject,
-            thread_id=record.get("thread_id") or record["message_id"],
-            references=tuple(record["references"]), ref=service_ref(identity),
-            personal=record["high_risk_rule"] == "personal_data_disclosure"
-            or any(w in fold(subject) for w in personal_words),
+            receipt_year=year, receipt_no=number, recipient=record.requester,
+            name=record.requester_name, subject=record.subject,
+            thread_id=record.thread_id or record.message_id,
+            references=record.references, ref=service_ref(found.identity),
+            personal=record.high_risk_rule == "personal_data_disclosure"
+            or any(w in fold(record.subject) for w in personal_words),
         )
     path = incoming_path(config.paths.register_dir, year)
     if not path.exists():

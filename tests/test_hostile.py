@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from saraban_mail.calendar import BANGKOK
 from saraban_mail.classify import Category, Identity, classify
+from saraban_mail.files import safe_filename
 from saraban_mail.parse import parse
-from saraban_mail.pipeline import safe_filename
 from saraban_mail.replies import Envelope, build
 from saraban_mail.rules import default_dir, load_rules
 from tests.conftest import deliver

@@ -13,7 +13,7 @@ import pytest
 
 from saraban_mail.config import load_config
 from saraban_mail.errors import ConfigError
-from saraban_mail.pipeline import safe_filename
+from saraban_mail.files import safe_filename
 from tests.offices import by_key, cli, office_with, poll
 
 
@@ -185,19 +185,19 @@ def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_pat
 
 
 def test_a_message_the_pipeline_fails_on_is_flagged_and_the_poll_goes_on(tmp_path, monkeypatch):
-    from saraban_mail import pipeline
-    from saraban_mail.commands import run_poll
     from saraban_mail.config import load_config
+    from saraban_mail.poll import intake
+    from saraban_mail.service import run_poll
 
     config = office_with(tmp_path, [by_key("building_permit"), by_key("english_html")])
-    real = pipeline.classify
+    real = intake.classify
 
     def failing(mail, rules, us):
         if "building" in mail.subject.lower() or "ก่อสร้าง" in mail.subject:
             raise RuntimeError("boom")
         return real(mail, rules, us)
 
-    monkeypatch.setattr(pipeline, "classify", failing)
+    monkeypatch.setattr(intake, "classify", failing)
     report = run_poll(load_config(config))
     by_rule = {r["rule"]: r for r in report.records}
     assert set(by_rule) == {"internal_error", "default"}

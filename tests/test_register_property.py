@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from saraban_mail import pipeline, register
-from saraban_mail.commands import run_poll
+from saraban_mail import register
 from saraban_mail.config import load_config
 from saraban_mail.journal import Journal
+from saraban_mail.poll import intake, mailbox_actions, sending
 from saraban_mail.register import INCOMING, read_rows
+from saraban_mail.service import run_poll
 from tests.offices import add_mail, office_with, request
 
 
@@ -48,18 +49,18 @@ def _crash_after(calls: int):
 def crash_points(stage: str) -> list:
     """Patches that kill the poll at one step."""
     if stage == "intake":  # after the first message was recorded
-        real = pipeline._intake_one
+        real = intake.intake_one
         hook = _crash_after(1)
-        return [mock.patch.object(pipeline, "_intake_one",
+        return [mock.patch.object(intake, "intake_one",
                                   side_effect=lambda *a: (hook(), real(*a)))]
     if stage == "before_save":
         return [mock.patch.object(register, "save_atomically", side_effect=Crash)]
     if stage == "after_save":
         return [mock.patch.object(Journal, "mark_rows_written", side_effect=Crash)]
     if stage == "send":
-        return [mock.patch.object(pipeline, "_send", side_effect=Crash)]
+        return [mock.patch.object(sending, "run", side_effect=Crash)]
     if stage == "actions":
-        return [mock.patch.object(pipeline, "_apply_actions", side_effect=Crash)]
+        return [mock.patch.object(mailbox_actions, "run", side_effect=Crash)]
     raise ValueError(stage)
 
 

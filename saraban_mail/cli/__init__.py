@@ -1,13 +1,15 @@
 """The command line: poll, run, demo, check, status, and the clerks' commands.
 
 This module only parses the command line and sets up logging, so that `--help` starts at
-once; the commands themselves are in `commands.py`. Expected failures (config, rules,
-login, workbook, a full disk) end as one line on stderr and a non-zero exit code; only
-programming errors show a traceback."""
+once; each group of commands is a module beside it (poll, status, registers, matters,
+results, setup), loaded only when one of its commands runs. Expected failures (config,
+rules, login, workbook, a full disk) end as one line on stderr and a non-zero exit code;
+only programming errors show a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -17,9 +19,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from saraban_mail import __version__
+from saraban_mail.cli.exits import EXIT_ERROR
 from saraban_mail.errors import SarabanError
-
-EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 2, 3
 
 
 class TextLines(logging.Formatter):
@@ -65,31 +66,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config file (default: $SARABAN_CONFIG or ./config.toml)")
     p.add_argument("--dry-run", action="store_true", help="decide and print; change nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per message on stdout")
-    p.set_defaults(func="cmd_poll")
+    p.set_defaults(func="poll:cmd_poll")
 
     p = sub.add_parser("demo", help="create a demo office with sample mail and poll it")
     p.add_argument("dir", nargs="?", default="saraban-demo")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func="cmd_demo")
+    p.set_defaults(func="poll:cmd_demo")
 
     p = sub.add_parser("run", help="the service: poll on schedule until stopped")
     p.add_argument("--config")
-    p.set_defaults(func="cmd_run")
+    p.set_defaults(func="poll:cmd_run")
 
     p = sub.add_parser("auth", help="OAuth2 mailboxes: the one-time consent (device code)")
     p.add_argument("--config")
     p.add_argument("--watch", metavar="NAME", help="for the [[watch]] mailbox of this name")
-    p.set_defaults(func="cmd_auth")
+    p.set_defaults(func="setup:cmd_auth")
 
     p = sub.add_parser("install-service", help="write the systemd unit for this installation")
     p.add_argument("--config")
     p.add_argument("--user", default="saraban", help="the service user (default: saraban)")
     p.add_argument("--out", default="/etc/systemd/system/saraban-mail.service")
-    p.set_defaults(func="cmd_install_service")
+    p.set_defaults(func="setup:cmd_install_service")
 
     p = sub.add_parser("check", help="validate config and rules, log in to the mailbox")
     p.add_argument("--config")
-    p.set_defaults(func="cmd_check")
+    p.set_defaults(func="status:cmd_check")
 
     p = sub.add_parser("send-result", help="send a signed result (PDF) for an incoming receipt")
     p.add_argument("receipt", help="incoming receipt number: 12 or 12/2569")
@@ -104,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the message; send nothing")
     p.add_argument("--force", metavar="REASON",
                    help="send for a high-risk matter whose identity is not verified (logged)")
-    p.set_defaults(func="cmd_send_result")
+    p.set_defaults(func="results:cmd_send_result")
 
     def matter_parser(name: str, text: str):
         q = sub.add_parser(name, help=text)
@@ -117,29 +118,29 @@ def parser() -> argparse.ArgumentParser:
     q = matter_parser("request-docs", "ask the requester for missing documents")
     q.add_argument("--items", required=True, help="what is missing, as the citizen should read it")
     q.add_argument("--days", type=int, help="working days to send them (default: config)")
-    q.set_defaults(func="cmd_request_docs")
+    q.set_defaults(func="matters:cmd_request_docs")
     q = matter_parser("video-call", "send a video-call appointment for identity proofing")
     q.add_argument("--at", required=True, help="date and time, e.g. 2026-11-25T10:00")
     q.add_argument("--link", help="where the call takes place")
-    q.set_defaults(func="cmd_video_call")
+    q.set_defaults(func="matters:cmd_video_call")
     q = matter_parser("verify-identity", "record how a high-risk requester's identity was proven")
     q.add_argument("--method", required=True, help="in_person, video_call or digital_id")
     q.add_argument("--evidence", nargs="*", default=[], help="evidence files (kept privately)")
-    q.set_defaults(func="cmd_verify_identity")
+    q.set_defaults(func="matters:cmd_verify_identity")
     q = matter_parser("dispose", "close a matter proposed for disposal")
     q.add_argument("--approved-by", required=True, help="the head of agency who approved")
-    q.set_defaults(func="cmd_dispose")
+    q.set_defaults(func="matters:cmd_dispose")
     q = matter_parser("show", "the whole history of a matter")
-    q.set_defaults(func="cmd_show")
+    q.set_defaults(func="matters:cmd_show")
     q = sub.add_parser("deadlines", help="overdue documents and matters to propose for disposal")
     q.add_argument("--config")
-    q.set_defaults(func="cmd_deadlines")
+    q.set_defaults(func="matters:cmd_deadlines")
 
     q = sub.add_parser("faq", help="the inquiry log as a CSV for an FAQ")
     q.add_argument("--config")
     q.add_argument("--year", type=int, help="Buddhist-era year (default: this year)")
     q.add_argument("--out", help="output file (default: faq-YEAR.csv)")
-    q.set_defaults(func="cmd_faq")
+    q.set_defaults(func="matters:cmd_faq")
 
     p = sub.add_parser("register", help="check or export the register workbooks")
     reg = p.add_subparsers(dest="register_command", required=True)
@@ -147,18 +148,18 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--config")
     q.add_argument("--year", type=int, help="Buddhist-era year (default: every year known)")
     q.add_argument("--repair", action="store_true", help="write missing rows again")
-    q.set_defaults(func="cmd_register_check")
+    q.set_defaults(func="registers:cmd_register_check")
     q = reg.add_parser("export", help="the register sheet as CSV or a plain workbook")
     q.add_argument("--config")
     q.add_argument("--year", type=int, required=True, help="Buddhist-era year, e.g. 2569")
     q.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     q.add_argument("--out", help="output file (default: incoming-YEAR-export.FORMAT)")
-    q.set_defaults(func="cmd_register_export")
+    q.set_defaults(func="registers:cmd_register_export")
 
     p = sub.add_parser("status", help="what the journal holds and what waits")
     p.add_argument("--config")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func="cmd_status")
+    p.set_defaults(func="status:cmd_status")
     return top
 
 
@@ -170,10 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         handlers=[handler])
     # pypdf warns about every quirk of a scanned file; our own errors say what matters.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    from saraban_mail import commands  # after parsing: --help needs none of it
-
+    group, _, name = args.func.partition(":")
     try:
-        return getattr(commands, args.func)(args)
+        # After parsing: --help needs none of the commands' modules.
+        command = getattr(importlib.import_module(f"saraban_mail.cli.{group}"), name)
+        return command(args)
     except SarabanError as exc:
         print(f"saraban-mail: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,0 +1,123 @@
+"""The clerks' commands that follow a matter after receipt: request-docs, video-call,
+verify-identity, deadlines, dispose, show, and faq (the inquiry log as a CSV).
+
+Each takes what it needs from `Office` and sends what it queued at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from saraban_mail import matters
+from saraban_mail.calendar import buddhist_year
+from saraban_mail.cli.exits import EXIT_OK
+from saraban_mail.cli.office import Office, receipt
+from saraban_mail.config import load_config
+from saraban_mail.errors import SarabanError
+from saraban_mail.service import now
+from saraban_mail.thaitext import thai_date
+
+
+def cmd_request_docs(args: argparse.Namespace) -> int:
+    office = Office(args)
+    target = office.target(args.receipt, args.year)
+    days = args.days or office.config.followup.documents_days
+    deadline, _ = matters.request_documents(office.journal, office.config, office.templates,
+                                            office.calendar, target, args.items, days,
+                                            office.now(), office.actor)
+    problems = office.send()
+    problems += matters.note_in_register(
+        office.config, target.receipt_year,
+        [(target.receipt_no, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")], office.journal)
+    print(f"asked {target.recipient} for documents on {target.receipt_no}/{target.receipt_year}; "
+          f"due {deadline.isoformat()}")
+    return office.finish(problems)
+
+
+def cmd_video_call(args: argparse.Namespace) -> int:
+    office = Office(args)
+    target = office.target(args.receipt, args.year)
+    at = datetime.fromisoformat(args.at).replace(tzinfo=office.calendar.tz)
+    matters.video_call(office.journal, office.config, office.templates, target, at,
+                       args.link or "", office.now(), office.actor)
+    print(f"video-call appointment sent to {target.recipient} for {at:%Y-%m-%d %H:%M}")
+    return office.finish(office.send())
+
+
+def cmd_verify_identity(args: argparse.Namespace) -> int:
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    stored = matters.verify_identity(office.journal, office.config, year, number, args.method,
+                                     [Path(p) for p in args.evidence], office.now(), office.actor)
+    print(f"identity of {number}/{year} verified ({args.method}); {len(stored)} evidence file(s) "
+          "kept privately")
+    return office.finish([])
+
+
+def cmd_deadlines(args: argparse.Namespace) -> int:
+    from saraban_mail import results
+
+    office = Office(args)
+    findings = matters.housekeeping(
+        office.journal, office.config, office.templates, office.calendar, office.now(),
+        lambda year, number: results.find_target(office.journal, office.config, year, number),
+    )
+    office.journal.set_meta("housekeeping", office.now().date().isoformat())
+    for finding in findings:
+        print(f"{finding.number}/{finding.year}  {finding.kind}  {finding.text}")
+    if not findings:
+        print("no deadline passed, nothing to dispose")
+    print(f"list for the head of agency: {office.config.paths.register_dir / 'to-dispose.xlsx'}",
+          file=sys.stderr)
+    return office.finish(office.send())
+
+
+def cmd_dispose(args: argparse.Namespace) -> int:
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    problems = matters.dispose(office.journal, office.config, year, number, args.approved_by,
+                               office.now())
+    matters.write_disposal_list(office.journal, office.config, office.calendar)
+    print(f"matter {number}/{year} disposed, approved by {args.approved_by}")
+    return office.finish(problems)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    for line in matters.history(office.journal, year, number, office.calendar):
+        print(line)
+    return office.finish([])
+
+
+def cmd_faq(args: argparse.Namespace) -> int:
+    """The inquiry log as a CSV to build an FAQ from: what was asked, and where the answer is."""
+    import csv
+
+    from saraban_mail.layout import INQUIRIES, workbook_path
+    from saraban_mail.register import read_rows
+
+    config = load_config(args.config)
+    year = args.year or buddhist_year(now())
+    path = workbook_path(config.paths.register_dir, INQUIRIES, year)
+    if not path.exists():
+        raise SarabanError(f"no inquiry log for {year}: {path} does not exist")
+    rows = read_rows(path, INQUIRIES)[1]
+    out = Path(args.out or f"faq-{year}.csv")
+    with open(out, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["เรื่อง", "แหล่งข้อมูล", "หมายเหตุ", "เลขทะเบียนรับ", "วันที่รับเรื่อง",
+                         "วันที่ตอบกลับ"])
+        for row in sorted(rows, key=lambda r: str(r.values.get("subject") or "")):
+            v = row.values
+            writer.writerow([v.get("subject") or "", v.get("source") or "", v.get("remarks") or "",
+                             row.number or "", _day(v.get("received")), _day(v.get("replied"))])
+    print(out)
+    return EXIT_OK
+
+
+def _day(value: Any) -> str:
+    return value.date().isoformat() if isinstance(value, datetime) else ""

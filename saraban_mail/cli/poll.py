@@ -1,0 +1,131 @@
+"""The commands that run polls: `poll` (once), `run` (the daemon) and `demo`, and how a
+poll's report is printed (a line per message, or JSON Lines; progress bars on a terminal)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
+from saraban_mail.config import load_config
+from saraban_mail.errors import SarabanError
+from saraban_mail.rules import load_rules
+from saraban_mail.service import calendar_for, last_poll, now, run_poll
+
+if TYPE_CHECKING:
+    from saraban_mail.poll import PollReport
+
+log = logging.getLogger("saraban_mail")
+
+
+def print_report(report: PollReport, as_json: bool) -> int:
+    for line in report.records:  # each the JSON object of one message (poll/output.py)
+        if as_json:
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        else:
+            receipt = f"{line['receipt_no']}/{line['receipt_year']}" if line["receipt_no"] else "-"
+            print(f"{line['category']:<21} {receipt:>9}  {line['folder']}:{line['uid']}  "
+                  f"{line['from'] or '?'}  {line['subject'][:60]!r}  "
+                  f"[{', '.join(line['actions'])}]")
+    for problem in report.problems:
+        print(f"saraban-mail: {problem}", file=sys.stderr)
+    if not as_json:
+        print(f"{len(report.records)} message(s) handled, {len(report.problems)} problem(s)",
+              file=sys.stderr)
+    return EXIT_PENDING if report.problems else EXIT_OK
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    show = not args.json and sys.stderr.isatty()
+    with ProgressBars(enabled=show) as bars:
+        report = run_poll(config, dry_run=args.dry_run, progress=bars.update)
+    return print_report(report, args.json)
+
+
+class ProgressBars:
+    """One bar per folder on a terminal, for a backlog of BACKLOG messages or more."""
+
+    BACKLOG = 50
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def update(self, folder: str, left: int) -> None:
+        if not self.enabled:
+            return
+        if folder not in self.bars:
+            if left + 1 < self.BACKLOG:
+                self.bars[folder] = None
+                return
+            import shutil
+
+            from tqdm import tqdm
+
+            # A terminal that reports no size (a serial console) still gets a bar.
+            size = shutil.get_terminal_size()
+            self.bars[folder] = tqdm(total=left + 1, desc=folder, unit="msg", ncols=size.columns,
+                                     nrows=size.lines)
+        if self.bars[folder] is not None:
+            self.bars[folder].update(1)
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for bar in self.bars.values():
+            if bar is not None:
+                bar.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from saraban_mail.demo import create_demo
+
+    folder = Path(args.dir).absolute()
+    config_file = create_demo(folder)
+    print(f"demo office created in {folder}", file=sys.stderr)
+    report = run_poll(load_config(config_file))
+    code = print_report(report, args.json)
+    if not args.json:
+        print(f"\nregister:  {folder / 'register'}\nreplies:   {folder / 'outbox-mail'}\n"
+              f"journal:   {folder / 'data' / 'journal.sqlite3'}\n"
+              f"run again: saraban-mail poll --config {config_file}", file=sys.stderr)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from saraban_mail import schedule
+    from saraban_mail.poll.replying import check_templates
+    from saraban_mail.replies import Templates
+
+    def load():
+        config = load_config(args.config)
+        rules = load_rules(config.paths.rules_dir)
+        cal = calendar_for(config, rules)
+        check_templates(Templates(config.paths.templates_dir), config, rules, cal, now())
+        return (config, cal, schedule.poll_times(config.schedule.times, cal),
+                config.schedule.interval_minutes)
+
+    def poll_once(config) -> None:
+        try:
+            report = run_poll(config, stop=daemon.stopping.is_set)
+        except SarabanError as exc:  # noted for status; the next poll tries again
+            log.error("poll failed: %s", exc)
+            return
+        for problem in report.problems:
+            log.warning("%s", problem)
+        log.warning("poll done: %d message(s) handled, %d problem(s)", len(report.records),
+                    len(report.problems))
+
+    def previous(config) -> datetime | None:
+        found = last_poll(config)
+        return datetime.fromisoformat(found["at"]) if found else None
+
+    daemon = schedule.Daemon(load, poll_once, previous, now)
+    return daemon.run()

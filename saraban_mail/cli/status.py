@@ -1,0 +1,253 @@
+"""The administrator's commands: `status` (is it working? one screen, or JSON for
+monitoring) and `check` (config, rules, templates, logins, folders, permissions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+from saraban_mail import oauth
+from saraban_mail.audit import Audit
+from saraban_mail.calendar import BusinessCalendar
+from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
+from saraban_mail.cli.registers import audit_registers
+from saraban_mail.config import Config, load_config
+from saraban_mail.errors import SarabanError
+from saraban_mail.journal import Journal
+from saraban_mail.rules import load_rules
+from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Is it working? One screen, or one JSON object for monitoring."""
+    config = load_config(args.config)
+    moment = now()
+    rules = load_rules(config.paths.rules_dir)
+    calendar = calendar_for(config, rules)
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        registers = []
+        for year in journal.register_years():
+            try:
+                registers.extend(audit_registers(config, journal, [year], noted=True))
+            except SarabanError as exc:
+                print(f"saraban-mail: {exc}", file=sys.stderr)
+        last = json.loads(journal.get_meta("last_poll") or "null")
+        upcoming, late_poll = _next_poll(config, calendar,
+                                         json.loads(journal.get_meta("poll_times") or "null"),
+                                         moment)
+        today = moment.astimezone(calendar.tz).date()
+        pending_rows = len(journal.pending_register_rows())
+        status: dict[str, Any] = {
+            "last_poll": last,
+            "last_failure": json.loads(journal.get_meta("last_failure") or "null"),
+            "next_poll": upcoming.isoformat() if upcoming else None,
+            "today": journal.counts(today.isoformat()),
+            "this_year": journal.counts(str(today.year)),
+            "messages": journal.counts(),
+            "pending_register_rows": pending_rows,
+            # Why rows wait: what the last poll could not write (the workbook open, locked).
+            "pending_register_why": [p for p in (last or {}).get("problems", [])
+                                     if "register" in p or "workbook" in p] if pending_rows else [],
+            "pending_mail": len(journal.pending_mail()),
+            "pending_mailbox_actions": len(journal.pending_actions()),
+            "acknowledgements": _acks(journal),
+            "matters": _matter_states(journal),
+            "warnings": late_poll + oauth.warnings(config, moment),
+            "registers": [
+                {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
+                 "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
+                 "clashes": a.clashes}
+                for a in registers
+            ],
+            "watched": [_watch_health(journal, w.name, w.watched_address) for w in config.watch],
+        }
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+        return EXIT_OK
+    _print_status(status, registers)
+    return EXIT_OK
+
+
+def _acks(journal: Journal) -> dict[str, list[dict[str, str | None]]]:
+    due: list[dict[str, str | None]] = []
+    late: list[dict[str, str | None]] = []
+    for row in journal.acks_outstanding():
+        item = {"receipt": f"{row['receipt_no']}/{row['receipt_year']}", "to": row["requester"],
+                "due": row["due"], "sent": row["sent_at"]}
+        (late if row["sent_at"] else due).append(item)
+    return {"due": due, "late": late}
+
+
+def _matter_states(journal: Journal) -> dict[str, Any]:
+    from saraban_mail import matters
+
+    by_state: dict[str, int] = {}
+    waiting = []
+    for matter in journal.matters():
+        state = matter["state"] or "?"
+        by_state[state] = by_state.get(state, 0) + 1
+        if state in matters.WAITING_FOR:
+            waiting.append({"receipt": f"{matter['receipt_no']}/{matter['year']}", "state": state,
+                            "waiting_for": matters.WAITING_FOR[state], "since": matter["last_at"]})
+    return {"by_state": by_state, "waiting": waiting}
+
+
+# A poll this long after its time has not finished (a large backlog takes minutes).
+LATE_POLL = timedelta(hours=1)
+
+
+def _next_poll(config: Config, calendar: BusinessCalendar, noted: dict[str, Any] | None,
+               moment: datetime) -> tuple[datetime | None, list[str]]:
+    """The next scheduled poll (from the times the last poll noted, while they cover
+    `moment`), with a warning when the first of them is well past and no poll finished."""
+    from saraban_mail import schedule
+
+    times = schedule.poll_times(config.schedule.times, calendar)
+    key = schedule.timetable(calendar, times)
+    late = []
+    if noted and noted.get("timetable") == key and noted.get("next_polls"):
+        expected = datetime.fromisoformat(noted["next_polls"][0]).astimezone(calendar.tz)
+        if moment > expected + LATE_POLL:
+            late.append(f"the poll due at {expected:%Y-%m-%d %H:%M} has not finished: "
+                        "is the service running (saraban-mail run)?")
+    upcoming = schedule.noted_polls(noted, key, moment) or schedule.next_polls(calendar, times,
+                                                                                moment, 1)
+    return next(iter(upcoming), None), late
+
+
+def _watch_health(journal: Journal, name: str, address: str) -> dict[str, Any]:
+    noted = json.loads(journal.get_meta(f"watch_health:{name}") or "{}")
+    return {"name": name, "address": address, "ok": noted.get("ok"),
+            "checked_at": noted.get("checked_at"), "last_read": noted.get("last_read"),
+            "error": noted.get("error", ""), "copied": journal.watched_count(name)}
+
+
+def _print_some(lines: list[str], shown: int = 5) -> None:
+    """Keep status to one screen: the first few, and how many more (--json lists all)."""
+    for line in lines[:shown]:
+        print(f"  {line}")
+    if len(lines) > shown:
+        print(f"  ... and {len(lines) - shown} more (status --json lists them all)")
+
+
+def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
+    last, failure = status["last_poll"], status["last_failure"]
+    if last:
+        print(f"last poll: {last['at'][:16]}, {last['handled']} message(s), "
+              f"{len(last['problems'])} problem(s)")
+        for problem in last["problems"]:
+            print(f"  {problem}")
+    else:
+        print("last poll: never")
+    if failure and (not last or failure["at"] > last["at"]):
+        print(f"last poll FAILED at {failure['at'][:16]}: {failure['error']}")
+    print(f"next poll: {(status['next_poll'] or '-')[:16]}")
+    for label, key in (("today", "today"), ("this year", "this_year")):
+        counts = ", ".join(f"{k} {v}" for k, v in status[key].items()) or "none"
+        print(f"{label}: {counts}")
+    print(f"waiting: {status['pending_register_rows']} register row(s), {status['pending_mail']} "
+          f"mail(s) to send, {status['pending_mailbox_actions']} mailbox action(s)")
+    for why in status["pending_register_why"]:
+        print(f"  {why}")
+    acks = status["acknowledgements"]
+    print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
+    _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
+                 for item in acks["due"] + acks["late"]])
+    print(f"matters by state: {status['matters']['by_state']}")
+    _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
+                 for item in status["matters"]["waiting"]])
+    for seen in status["watched"]:
+        if seen["ok"] is None:
+            state = "not read yet"
+        elif seen["ok"]:
+            state = f"ok, read {seen['last_read'][:16]}"
+        else:
+            since = f"; last read {seen['last_read'][:16]}" if seen["last_read"] else ""
+            state = f"FAILING at {seen['checked_at'][:16]}: {seen['error']}{since}"
+        print(f"watched {seen['name']} ({seen['address']}): {state}; "
+              f"{seen['copied']} request(s) copied in all")
+    for warning in status["warnings"]:
+        print(f"warning: {warning}")
+    for found in registers:
+        print("\n".join(found.lines()))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from saraban_mail import schedule
+    from saraban_mail.poll.replying import check_templates
+    from saraban_mail.replies import Templates
+    from saraban_mail.send import SmtpTransport, transport_for
+
+    config = load_config(args.config)
+    rules = load_rules(config.paths.rules_dir)
+    calendar = calendar_for(config, rules)
+    templates = Templates(config.paths.templates_dir)
+    check_templates(templates, config, rules, calendar, now())
+    print(f"config ok: {config.source}")
+    print(f"rules ok: {len(rules.agencies)} agencies, {len(rules.channels)} channels, "
+          f"{len(rules.spam)} spam rules, {len(rules.high_risk)} high-risk types; templates ok")
+    warnings: list[str] = []
+    tokens = tokens_for(config)
+    box = open_mailbox(config, tokens, retry=False)
+    try:
+        f = box.folders
+        print(f"mailbox ok: inbox={f.inbox} junk={f.junk} trash={f.trash} sent={f.sent}")
+        if not f.junk:
+            warnings.append("no junk folder found; set imap.junk")
+        if not f.trash:
+            warnings.append("no trash folder found: spam is only marked read; set imap.trash")
+    finally:
+        box.close()
+    for watch in config.watch:
+        problem = _check_watch(config, watch)
+        if problem:
+            warnings.append(f"watched mailbox {watch.name}: {problem}")
+        else:
+            print(f"watched {watch.name} ok: {watch.username}, folders {', '.join(watch.folders)}")
+    transport = transport_for(config.smtp, tokens)
+    if isinstance(transport, SmtpTransport):
+        print(f"smtp ok: {transport.check()}")
+    else:
+        print(f"smtp: pickup folder {config.smtp.pickup_dir}")
+    times = schedule.poll_times(config.schedule.times, calendar)
+    upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
+    print(f"next polls: {upcoming}")
+    warnings += schedule.deadline_warnings(calendar, times)
+    register_dir = config.paths.register_dir
+    probe = register_dir if register_dir.exists() else register_dir.parent
+    if not os.access(probe, os.W_OK):
+        warnings.append(f"the register folder {register_dir} is not writable")
+    data = config.paths.data_dir
+    # Windows has no such mode bits: there the folder's ACL is the administrator's to set.
+    if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:
+        warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
+    warnings += oauth.warnings(config, now())
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_PENDING if warnings else EXIT_OK
+
+
+def _check_watch(config: Config, watch: Any) -> str:
+    """Log in to a watched mailbox and open each folder read-only; '' when all is well."""
+    from imapclient.exceptions import IMAPClientError
+
+    from saraban_mail.mailbox import WatchedMailbox
+
+    box = None
+    try:
+        box = WatchedMailbox(watch, oauth.watch_tokens(config, watch, now))
+        for folder in watch.folders:
+            box.uidvalidity(folder)
+        return ""
+    except (SarabanError, OSError, IMAPClientError) as exc:
+        return str(exc)
+    finally:
+        if box is not None:
+            box.close()

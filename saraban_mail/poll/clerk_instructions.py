@@ -1,0 +1,40 @@
+"""Stage 4, the clerks' instructions: lines a clerk typed in the register (today
+"ขอเอกสาร: ..." in การปฏิบัติ), carried out once each; then each register's rows noted.
+
+The note (numbers, references and the file's identity) lets the next poll's numbering and
+`status` skip a workbook no one has saved since."""
+
+from __future__ import annotations
+
+from saraban_mail import matters, results
+from saraban_mail.errors import RegisterError
+from saraban_mail.layout import INCOMING, incoming_path, stamp
+from saraban_mail.poll.context import Context, PollReport
+from saraban_mail.register import snapshot
+
+
+def run(ctx: Context, report: PollReport) -> None:
+    problems, unsettled = matters.instructions_from_register(
+        ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
+        lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
+    )
+    report.problems += problems
+    note_sheets(ctx, unsettled)
+
+
+def note_sheets(ctx: Context, unsettled: set[int]) -> None:
+    """Numbers and references of each register's rows with the file's identity, so that
+    the next poll's numbering, its clerk instructions and `status` need not open a
+    register no one has changed (unless an instruction in it waits: `unsettled`)."""
+    for year in ctx.journal.register_years():
+        path = incoming_path(ctx.config.paths.register_dir, year)
+        if not path.exists():
+            continue
+        if ctx.journal.sheet_settled(year, stamp(path)) and year not in unsettled:
+            continue  # noted as it is
+        try:
+            seen, rows = snapshot(path, INCOMING)
+        except RegisterError:
+            continue  # the instructions stage has reported it
+        ctx.journal.note_sheet(year, seen, [(r.number, r.ref) for r in rows],
+                               settled=year not in unsettled)

@@ -1,0 +1,63 @@
+"""Stage 8, mark and move: what intake decided for each message in the mailbox (seen,
+flag, move to INBOX or Trash, delete), last of all, once its replies are out.
+
+Batched across messages: step k of every message, grouped by folder, action and target."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from saraban_mail.poll.context import Context, PollReport
+from saraban_mail.poll.reconnect import CONNECTION_LOST, NETWORK_ERRORS, with_reconnect
+
+log = logging.getLogger("saraban_mail")
+
+ACTION_BATCH = 500  # UIDs in one IMAP command, well under servers' line limits
+
+
+def run(ctx: Context, report: PollReport) -> None:
+    failed = with_reconnect(ctx, "marking and moving mail", lambda: apply_pending(ctx, report))
+    if failed:
+        report.problems.append(f"marking and moving mail failed ({failed}); retried next poll")
+
+
+def apply_pending(ctx: Context, report: PollReport) -> None:
+    """Each message's actions in order (seen or flag before move)."""
+    journal = ctx.journal
+    steps: dict[int, list[Any]] = defaultdict(list)
+    for row in journal.pending_actions():  # ordered by message, then seq
+        steps[row["message"]].append(row)
+    for step in range(max((len(rows) for rows in steps.values()), default=0)):
+        groups: dict[tuple[str, int, str, str], list[Any]] = defaultdict(list)
+        for rows in steps.values():
+            if step < len(rows):
+                row = rows[step]
+                groups[(row["folder"], row["uidvalidity"], row["action"], row["target"])].append(row)
+        for (folder, validity, action, target), rows in groups.items():
+            for start in range(0, len(rows), ACTION_BATCH):
+                batch = rows[start:start + ACTION_BATCH]
+                try:
+                    done = ctx.mailbox.apply_many(folder, validity, [r["uid"] for r in batch],
+                                                  action, target)
+                except NETWORK_ERRORS as exc:
+                    with journal.transaction():
+                        for row in batch:
+                            journal.mark_action(row["id"], ctx.clock(), error=str(exc))
+                    if isinstance(exc, CONNECTION_LOST):
+                        raise
+                    report.problems.append(f"{folder}: {action} of {len(batch)} message(s) failed "
+                                           f"({exc}); retried next poll")
+                    continue
+                gone = [r["uid"] for r in batch if r["uid"] not in done]
+                if gone:
+                    log.info("%s: %d message(s) gone before %s: %s", folder, len(gone), action,
+                             ", ".join(gone[:10]))
+                with journal.transaction():
+                    for row in batch:
+                        journal.mark_action(row["id"], ctx.clock())
+                        landed = done.get(row["uid"])
+                        if landed:  # known where it went: the next poll need not fetch it
+                            journal.add_copy(target, landed[0], landed[1], row["message"],
+                                             "moved", "")

@@ -1,0 +1,166 @@
+"""The record: what the journal keeps of each message, decided once at intake and read by
+every later stage (numbering, register, replies, matters, results, the poll's output).
+
+A frozen dataclass with named fields; `to_json`/`from_json` are the only places that know
+its JSON shape, which is the one journals have always held (old journals load as they are)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from saraban_mail.category import Category
+from saraban_mail.rules import AgencyRule, ChannelRule
+
+RuleModel = TypeVar("RuleModel", AgencyRule, ChannelRule)
+
+
+@dataclass(frozen=True)
+class AttachmentNote:
+    """An attachment as registered: the file itself is kept apart (data/attachments/)."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class WatchedOrigin:
+    """A request the service copied from a staff member's mailbox (see watch.py)."""
+
+    watch: str  # the [[watch]] entry's name
+    address: str  # the address the citizen wrote to
+    arrived_at: datetime  # when it reached that mailbox (its INTERNALDATE)
+
+
+@dataclass(frozen=True)
+class Record:
+    message_id: str
+    thread_id: str  # the mail our replies thread to (the citizen's own, for a staff forward)
+    folder: str
+    uid: int | str
+    from_addr: str
+    from_name: str
+    requester: str  # where replies go: Reply-To, else From; the citizen for a staff forward
+    requester_name: str
+    subject: str
+    date_header: datetime | None  # for reference only: receipt counts from the arrival
+    references: tuple[str, ...]
+    category: Category
+    rule: str
+    reason: str
+    high_risk: bool
+    high_risk_rule: str
+    agency: AgencyRule | None  # the agency it belongs to (wrong_agency*)
+    channel: ChannelRule | None  # the channel it should have used (wrong_channel)
+    received_at: datetime  # the IMAP INTERNALDATE, in the agency's time zone
+    official_received_at: datetime  # วันเวลารับตามกฎหมาย
+    ack_due: datetime | None  # only for registered mail
+    attachments: tuple[AttachmentNote, ...]
+    planned: tuple[str, ...]  # the actions decided at intake, as the poll's output shows them
+    # Set by intake for every mail it could read (not for one it failed on).
+    text_sha: str | None = None
+    watched: WatchedOrigin | None = None
+    # Only meaningful for registered mail: the matter a reply answers ("N/YYYY") and
+    # whether it asks for information (the inquiry log).
+    related_receipt: str | None = None
+    inquiry: bool = False
+
+    @property
+    def requester_label(self) -> str:
+        """"Name <address>", or the address alone."""
+        name = self.requester_name
+        return f"{name} <{self.requester}>" if name else self.requester
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "folder": self.folder,
+            "uid": self.uid,
+            "from": self.from_addr,
+            "from_name": self.from_name,
+            "requester": self.requester,
+            "requester_name": self.requester_name,
+            "subject": self.subject,
+            "date_header": _iso(self.date_header),
+            "references": list(self.references),
+            "category": str(self.category),
+            "rule": self.rule,
+            "reason": self.reason,
+            "high_risk": self.high_risk,
+            "high_risk_rule": self.high_risk_rule,
+            "agency": self.agency.model_dump() if self.agency else None,
+            "channel": self.channel.model_dump() if self.channel else None,
+            "received_at": self.received_at.isoformat(),
+            "official_received_at": self.official_received_at.isoformat(),
+            "ack_due": _iso(self.ack_due),
+            "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
+                             "sha256": a.sha256} for a in self.attachments],
+            "planned": list(self.planned),
+        }
+        if self.text_sha is not None:
+            data["text_sha"] = self.text_sha
+        if self.watched is not None:
+            data["watched"] = {"watch": self.watched.watch, "address": self.watched.address,
+                               "arrived_at": self.watched.arrived_at.isoformat()}
+        if self.category.registered:
+            data["related_receipt"] = self.related_receipt
+            data["inquiry"] = self.inquiry
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Record:
+        data = json.loads(text)
+        watched = data.get("watched")
+        return cls(
+            message_id=data.get("message_id", ""),
+            thread_id=data.get("thread_id") or "",
+            folder=data["folder"],
+            uid=data["uid"],
+            from_addr=data.get("from", ""),
+            from_name=data.get("from_name", ""),
+            requester=data.get("requester", ""),
+            requester_name=data.get("requester_name", ""),
+            subject=data.get("subject", ""),
+            date_header=_moment(data.get("date_header")),
+            references=tuple(data.get("references", ())),
+            category=Category(data["category"]),
+            rule=data["rule"],
+            reason=data.get("reason", ""),
+            high_risk=bool(data.get("high_risk")),
+            high_risk_rule=data.get("high_risk_rule", ""),
+            agency=_rule(AgencyRule, data.get("agency")),
+            channel=_rule(ChannelRule, data.get("channel")),
+            received_at=datetime.fromisoformat(data["received_at"]),
+            official_received_at=datetime.fromisoformat(data["official_received_at"]),
+            ack_due=_moment(data.get("ack_due")),
+            attachments=tuple(AttachmentNote(a["name"], a["type"], a["size"], a["sha256"])
+                              for a in data.get("attachments", ())),
+            planned=tuple(data.get("planned", ())),
+            text_sha=data.get("text_sha"),
+            watched=WatchedOrigin(watched["watch"], watched["address"],
+                                  datetime.fromisoformat(watched["arrived_at"]))
+            if watched else None,
+            related_receipt=data.get("related_receipt"),
+            inquiry=bool(data.get("inquiry")),
+        )
+
+
+def _rule(model: type[RuleModel], dumped: dict[str, Any] | None) -> RuleModel | None:
+    """The rule as it read when the mail was decided, even if rules/ changed since:
+    settings the rule no longer has are left out."""
+    if not dumped:
+        return None
+    return model.model_validate({k: v for k, v in dumped.items() if k in model.model_fields})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
