@@ -9,7 +9,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from tests.accounts import office_accounts, office_folder  # noqa: F401  (fixtures: run as the office runs)
 from tests.oauth_server import AuthServer
+from tests.samba import samba_share  # noqa: F401  (fixture: the register folder over Samba)
 from tests.servers import PASSWORD, Dovecot, dovecot_available, start_dovecot, start_smtp
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

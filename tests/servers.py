@@ -44,6 +44,18 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def stop_group(process: subprocess.Popen) -> None:
+    """End a server started in a process group of its own, with every process it started."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,14 +93,8 @@ class Dovecot:
     def stop(self) -> None:
         """Stop Dovecot and every process it started, as a service manager would: open
         IMAP sessions end too (stopping the master alone leaves them running)."""
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process:
+            stop_group(self.process)
 
     def close(self) -> None:
         """Stop for good and remove the temporary folder (mail, indexes, config, log):

@@ -3,6 +3,9 @@
 #   bash tests/setup-and-run.sh [pytest arguments]
 # Installs Dovecot, LibreOffice Calc, isync and python3-venv when missing, creates .venv,
 # installs the package with its test extras, runs ruff and pytest. Tests that need Dovecot fail under CI=true.
+# Also installs Samba (smbd, smbclient): tests that run as the office runs share the register
+# folder over a real smbd, as root, with OS accounts they create; under CI=true they fail when
+# Samba is missing or the tests do not run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,10 @@ command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dove
 command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)  # the benchmark's second floor
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+# Samba: the register folder shared to the clerks' Windows PCs; smbd is in /usr/sbin, often off PATH.
+command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || missing+=(samba)
+command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side of the share
+command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."
   as_root apt-get update -qq
