@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from saraban_mail import matters
+from saraban_mail import followup, matters
 from saraban_mail.calendar import buddhist_year
 from saraban_mail.cli.exits import EXIT_OK
 from saraban_mail.cli.office import Office, receipt
@@ -61,7 +61,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     from saraban_mail import results
 
     office = Office(args)
-    findings = matters.housekeeping(
+    findings = followup.housekeeping(
         office.journal, office.config, office.templates, office.calendar, office.now(),
         lambda year, number: results.find_target(office.journal, office.config, year, number),
     )
@@ -80,7 +80,7 @@ def cmd_dispose(args: argparse.Namespace) -> int:
     number, year = receipt(args.receipt, args.year)
     problems = matters.dispose(office.journal, office.config, year, number, args.approved_by,
                                office.now())
-    matters.write_disposal_list(office.journal, office.config, office.calendar)
+    followup.write_disposal_list(office.journal, office.config, office.calendar)
     print(f"matter {number}/{year} disposed, approved by {args.approved_by}")
     return office.finish(problems)
 
@@ -88,7 +88,13 @@ def cmd_dispose(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     office = Office(args)
     number, year = receipt(args.receipt, args.year)
-    for line in matters.history(office.journal, year, number, office.calendar):
+    if args.review:
+        from saraban_mail.cli.review import history
+
+        lines = history(office.journal, year, number)
+    else:
+        lines = matters.history(office.journal, year, number, office.calendar)
+    for line in lines:
         print(line)
     return office.finish([])
 
