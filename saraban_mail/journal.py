@@ -578,7 +578,7 @@ class Journal:
 
     def events(self, year: int, number: int) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT at, actor, kind, state, detail FROM events WHERE year = ? AND receipt_no = ?"
+            "SELECT id, at, actor, kind, state, detail FROM events WHERE year = ? AND receipt_no = ?"
             " ORDER BY id", (year, number),
         ).fetchall()
 
@@ -590,6 +590,11 @@ class Journal:
             "  AND s.state IS NOT NULL ORDER BY s.id DESC LIMIT 1) AS state,"
             " MAX(at) AS last_at FROM events e GROUP BY year, receipt_no ORDER BY year, receipt_no"
         ).fetchall()
+
+    def numbers_in_state(self, year: int, state: str) -> tuple[int, ...]:
+        """The receipt numbers of `year` whose matter is now in `state`."""
+        return tuple(m["receipt_no"] for m in self.matters()
+                     if m["year"] == year and m["state"] == state)
 
     def state_of(self, year: int, number: int) -> str | None:
         row = self.db.execute(

@@ -1,8 +1,8 @@
 """Matters: a registered request after receipt, step by step, every step a journal event.
 
 States: received → (identity_pending → identity_verified) → awaiting_documents →
-documents_received → result_sent, or → to_dispose → disposed. Deadlines count working
-days on the same calendar as receipt times."""
+documents_received → result_sent, or → to_dispose → disposed, or cancelled (a number
+given by mistake). Deadlines count working days on the same calendar as receipt times."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ DOCUMENTS_RECEIVED = "documents_received"
 RESULT_SENT = "result_sent"
 TO_DISPOSE = "to_dispose"
 DISPOSED = "disposed"
+CANCELLED = "cancelled"  # the receipt number cancelled (corrections.py); the row stays
 # States in which the matter waits for the citizen: silence here starts the hold.
 WAITING_ON_CITIZEN = (IDENTITY_PENDING, AWAITING_DOCUMENTS)
 WAITING_FOR = {
@@ -210,12 +211,17 @@ def identity_gate(journal: Journal, year: int, number: int, force: str | None,
 
 
 def dispose(journal: Journal, config: Config, year: int, number: int, approved_by: str,
-            now: datetime) -> list[str]:
+            now: datetime, force: str | None = None) -> list[str]:
+    """Close a matter the service proposed for disposal (or another one, with a reason)."""
     state = require(journal, year, number)
     if state == DISPOSED:
         raise MatterError(f"matter {number}/{year} is already disposed")
+    if state != TO_DISPOSE and not force:
+        raise MatterError(f"matter {number}/{year} is {state}, not proposed for disposal: "
+                          "the service proposes a matter after the hold (or --force REASON)")
+    detail = {"approved_by": approved_by, "previous_state": state}
     journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
-                      detail={"approved_by": approved_by, "previous_state": state})
+                      detail=detail | ({"forced": force} if force else {}))
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
                                                     f"เมื่อ {thai_date(now.date())}")], journal)
 

@@ -129,7 +129,19 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func="matters:cmd_verify_identity")
     q = matter_parser("dispose", "close a matter proposed for disposal")
     q.add_argument("--approved-by", required=True, help="the head of agency who approved")
+    q.add_argument("--force", metavar="REASON",
+                   help="dispose of a matter the service did not propose (logged)")
     q.set_defaults(func="matters:cmd_dispose")
+    q = matter_parser("correct", "cancel a receipt number given by mistake (the row stays)")
+    how = q.add_mutually_exclusive_group(required=True)
+    how.add_argument("--cancel", metavar="REASON", help="registered by mistake, and why")
+    how.add_argument("--wrong-agency", metavar="ID",
+                     help="another agency's matter (rules/agencies.toml): the sender is told")
+    how.add_argument("--spam", action="store_true", help="spam: the mail goes to Trash")
+    q.set_defaults(func="matters:cmd_correct")
+    q = matter_parser("undo", "take back a matter's last step (disposal, cancellation, ...)")
+    q.add_argument("--reason", default="", help="why, for the matter's history")
+    q.set_defaults(func="matters:cmd_undo")
     q = matter_parser("show", "the whole history of a matter")
     q.add_argument("--review", action="store_true",
                    help="the number is one of the review queue's (saraban-mail review)")
