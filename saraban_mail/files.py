@@ -223,12 +223,14 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 def sharing_problems(folder: Path, sharing: Sharing, what: str) -> list[str]:
     """What keeps the clerks' group from reading and writing `folder` and the files in it,
     each with the command that fixes it (for `check`); [] when all is well or on Windows."""
-    if sys_windows() or not folder.exists():
+    if sys_windows():
         return []
     gid = group_id(sharing)
     if sharing.group and gid is None:
         return [f"[sharing] group '{sharing.group}' does not exist: groupadd {sharing.group}, "
                 f"then add the service user and the clerks to it (usermod -aG {sharing.group} USER)"]
+    if not folder.exists():
+        return []
     fix = (f"chgrp -R {sharing.group} {folder}; " if sharing.group else "") + (
         f"find {folder} -type d -exec chmod {sharing.folder_mode} {{}} +; "
         f"find {folder} -type f -exec chmod {sharing.file_mode} {{}} +")
