@@ -21,7 +21,9 @@ from saraban_mail.config import load_config
 from saraban_mail.errors import ConfigError
 from saraban_mail.files import remove_stale_temporaries, temporary_prefix
 from saraban_mail.register import INCOMING, OUTGOING, append_rows, backups_of, read_rows
+from tests.accounts import Accounts, run_as, shared_folder, user_env
 from tests.offices import add_mail, cli, office_with, poll, request
+from tests.samba import Share, smbclient
 
 SHARING = '\n[sharing]\ngroup = "{group}"\n'
 
@@ -162,3 +164,197 @@ def test_check_names_what_the_clerks_group_lacks_with_the_fix(tmp_path):
     assert missing.returncode == 3
     assert missing.stderr.count("[sharing] group 'no-such-clerks' does not exist: "
                                 "groupadd no-such-clerks") == 1
+
+
+# -- the service as its own OS user, the clerk as another ------------------------------------
+
+OPEN_FOR_WRITING = "import sys\nfor p in sys.argv[1:]:\n    open(p, 'r+b').close()"
+CLERK_EDIT = """import sys, openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+sheet = book.worksheets[0]
+sheet.cell(3, 7, 'เสนอนายกฯ แล้ว')  # การปฏิบัติ of the email's row
+sheet.append([int(sys.argv[2]), 'ศธ 0001/77', None, 'โรงเรียนบ้านหนอง', 'นายก', 'หนังสือกระดาษ'])
+book.save(sys.argv[1])
+"""
+
+
+def service_office(accounts: Accounts, register: Path) -> Path:
+    """An office around the shared `register` folder (2770, service:group): the rest belongs to
+    the service, as its home would; [sharing] names the clerks' group."""
+    office = register.parent
+    config = office_with(office, [])
+    with config.open("a", encoding="utf-8") as out:
+        out.write(SHARING.format(group=accounts.group))
+    give_to_service(accounts, office)
+    shared_folder(office / "outbox", accounts)  # as install-service makes it
+    return config
+
+
+def give_to_service(accounts: Accounts, office: Path) -> None:
+    os.chown(office, accounts.service_uid, -1)
+    for path in office.rglob("*"):
+        if not {"register", "outbox"} & set(path.relative_to(office).parts):
+            os.chown(path, accounts.service_uid, -1, follow_symlinks=False)
+
+
+def deliver(accounts: Accounts, office: Path, n: int, subject: str = "ขอข้อมูลข่าวสาร") -> None:
+    add_mail(office, *request(n, subject))
+    give_to_service(accounts, office)
+
+
+def service_poll(accounts: Accounts, config: Path) -> subprocess.CompletedProcess:
+    """A poll as the service runs: its own account, the unit's UMask=0077."""
+    return run_as(accounts.service, [accounts.python, "-m", "saraban_mail", "poll", "--config",
+                                     str(config), "--json"], umask=0o077,
+                  env=user_env(accounts.service))
+
+
+def clerk_run(accounts: Accounts, code: str, *args: str) -> subprocess.CompletedProcess:
+    return run_as(accounts.clerk, [accounts.python, "-c", code, *args], umask=0o007)
+
+
+def assert_shared(accounts: Accounts, path: Path) -> None:
+    info = path.stat()
+    assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (accounts.gid, 0o660), path
+
+
+def test_the_clerk_opens_every_file_meant_for_them_after_many_saves(
+        office_accounts: Accounts, office_folder: Path):
+    accounts = office_accounts
+    office = office_folder.parent
+    config = service_office(accounts, office_folder)
+    outbox = office / "outbox"
+    deliver(accounts, office, 1, "สอบถามค่าธรรมเนียม")  # an inquiry: the inquiry log too
+    for n in range(2, 6):
+        result = service_poll(accounts, config)
+        assert result.returncode == 0, result.stderr
+        deliver(accounts, office, n)
+    # the clerk, at the workbook between saves, types in it as Excel saves: in place
+    edited = clerk_run(accounts, CLERK_EDIT, str(book_of(office)), "5")
+    assert edited.returncode == 0, edited.stderr
+    (outbox / "99-2569.pdf").write_bytes(b"%PDF-1.4 no such receipt")  # dropped by a clerk
+    os.chown(outbox / "99-2569.pdf", accounts.clerk_uid, accounts.gid)
+    result = service_poll(accounts, config)
+    assert result.returncode == 3 and "outbox/99-2569.pdf: no receipt 99/2569" in result.stderr
+
+    register = office_folder
+    shared = [register / "incoming-2569.xlsx", register / "inquiries-2569.xlsx",
+              register / "to-dispose.xlsx", outbox / "failed" / "99-2569.pdf.txt",
+              *sorted((register / ".backups").glob("*.xlsx"))]
+    assert len(shared) >= 8
+    for path in shared:
+        assert_shared(accounts, path)
+    for folder in (register / ".backups", outbox, outbox / "sent", outbox / "failed"):
+        if folder.exists():
+            info = folder.stat()
+            assert info.st_gid == accounts.gid and stat.S_IMODE(info.st_mode) == 0o2770, folder
+    opened = clerk_run(accounts, OPEN_FOR_WRITING, *map(str, shared))
+    assert opened.returncode == 0, opened.stderr
+    sheet = openpyxl.load_workbook(register / "incoming-2569.xlsx").worksheets[0]
+    assert sheet["G3"].value == "เสนอนายกฯ แล้ว"
+    assert [r.number for r in read_rows(register / "incoming-2569.xlsx", INCOMING)[1]] == [
+        1, 2, 3, 4, 5, 6]
+    # the private data folder stays the service's alone
+    data = office / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert clerk_run(accounts, OPEN_FOR_WRITING, str(data / "journal.sqlite3")).returncode != 0
+
+
+def test_install_service_makes_the_units_folders_and_is_harmless_twice(
+        office_accounts: Accounts, tmp_path: Path):
+    accounts = office_accounts
+    office = Path(tempfile_dir(accounts)) / "srv"
+    office.mkdir()
+    config = office_with(office, [])
+    with config.open("a", encoding="utf-8") as out:
+        out.write(SHARING.format(group=accounts.group))
+    (office / "outbox").mkdir(mode=0o755)  # one there already, as an old set-up left it
+    unit = tmp_path / "saraban-mail.service"
+    for _ in range(2):
+        result = cli("install-service", "--config", str(config), "--user", accounts.service,
+                     "--out", str(unit))
+        assert result.returncode == 0, result.stderr
+    text = unit.read_text()
+    writable = text.split("ReadWritePaths=")[1].splitlines()[0].split()
+    assert sorted(writable) == sorted(str(office / n) for n in ("data", "outbox", "register"))
+    for path in writable:
+        assert Path(path).is_dir(), path
+    data = (office / "data").stat()
+    assert (data.st_uid, stat.S_IMODE(data.st_mode)) == (accounts.service_uid, 0o700)
+    for name in ("register", "outbox", "outbox/sent", "outbox/failed"):
+        info = (office / name).stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (
+            accounts.service_uid, accounts.gid, 0o2770), name
+    assert f"folder {office / 'register'}: {accounts.service}:{accounts.group}, mode 2770" \
+        in result.stdout
+    nobody = cli("install-service", "--config", str(config), "--user", "no-such-svc",
+                 "--out", str(unit))
+    assert nobody.returncode != 0 and "there is no OS user 'no-such-svc'" in nobody.stderr
+    assert "Traceback" not in nobody.stderr
+
+
+def tempfile_dir(accounts: Accounts) -> str:
+    import tempfile
+
+    folder = tempfile.mkdtemp(dir=accounts.base)
+    os.chmod(folder, 0o755)
+    return folder
+
+
+def test_the_clerk_edits_the_register_over_samba_and_the_service_respects_excels_owner_file(
+        office_accounts: Accounts, office_folder: Path, samba_share: Share, tmp_path: Path):
+    """The office as set up in systemd/README.md: register/ shared with force group and create
+    masks; the clerk's PC fetches, edits and puts back the workbook with Excel's owner file."""
+    accounts = office_accounts
+    office = office_folder.parent
+    config = service_office(accounts, office_folder)
+    book = book_of(office)
+
+    def clerk(commands: str) -> None:
+        smbclient(samba_share, samba_share.clerk, samba_share.password,
+                  f'lcd "{tmp_path}"; {commands}')
+
+    deliver(accounts, office, 1)
+    assert service_poll(accounts, config).returncode == 0
+    assert_shared(accounts, book)
+    # Excel opens it from the share: the owner file first, then the edits saved in place.
+    (tmp_path / "owner").write_bytes(b"\x0cclerk-pc-one" + b" " * 40)
+    clerk('put owner "~$incoming-2569.xlsx"; get incoming-2569.xlsx edited.xlsx')
+    edited = openpyxl.load_workbook(tmp_path / "edited.xlsx")
+    sheet = edited.worksheets[0]
+    sheet.cell(3, 7, "เสนอนายกฯ แล้ว")  # การปฏิบัติ
+    sheet.append([2, "ศธ 0001/77", None, "โรงเรียนบ้านหนอง", "นายก", "หนังสือกระดาษ"])
+    edited.save(tmp_path / "edited.xlsx")
+    clerk("put edited.xlsx incoming-2569.xlsx")
+    before = book.read_bytes()
+
+    deliver(accounts, office, 2)
+    held = service_poll(accounts, config)
+    assert held.returncode == 3
+    assert "incoming-2569.xlsx is open in a spreadsheet program (~$incoming-2569.xlsx by " \
+           "clerk-pc-one): 1 row(s) wait in the journal" in held.stderr
+    assert book.read_bytes() == before  # not written while the clerk has it open
+    assert '"receipt_no": 3' in held.stdout  # numbered after the clerk's paper row 2
+
+    clerk('del "~$incoming-2569.xlsx"')  # Excel closed
+    for n in range(3, 8):  # five saves, each with a new mail
+        result = service_poll(accounts, config)
+        assert result.returncode == 0, result.stderr
+        assert_shared(accounts, book)
+        assert book.stat().st_uid == accounts.service_uid  # replaced by the service's save
+        deliver(accounts, office, n)
+    assert not list(office_folder.glob(".saving-*"))
+    rows = read_rows(book, INCOMING)[1]
+    assert [r.number for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert rows[0].values["action"] == "เสนอนายกฯ แล้ว"
+
+    # the clerk still fetches, opens and overwrites it over the share
+    clerk("get incoming-2569.xlsx again.xlsx")
+    again = openpyxl.load_workbook(tmp_path / "again.xlsx")
+    again.worksheets[0].cell(4, 7, "ส่งกองช่างแล้ว")
+    again.save(tmp_path / "again.xlsx")
+    clerk("put again.xlsx incoming-2569.xlsx")
+    assert openpyxl.load_workbook(book).worksheets[0]["G4"].value == "ส่งกองช่างแล้ว"
+    assert_shared(accounts, book)
+    for backup in (office_folder / ".backups").glob("*.xlsx"):
+        assert_shared(accounts, backup)
