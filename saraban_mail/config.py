@@ -191,13 +191,6 @@ class Registers(_Section):
     stale_lock_hours: float = Field(default=12.0, gt=0)
 
 
-def _octal(value: str, what: str) -> str:
-    text = str(value).strip()
-    if not text or len(text) > 4 or any(c not in "01234567" for c in text):
-        raise ValueError(f"{what} must be an octal mode such as \"0660\", not {value!r}")
-    return text
-
-
 class Sharing(_Section):
     """The files clerks open (registers, the inquiry log, the disposal list, outbox/, review
     copies): their group and modes, set on every write and kept across every atomic save.
@@ -206,20 +199,16 @@ class Sharing(_Section):
     # The clerks' OS group (the Samba share's `force group`); empty: the group the OS gives
     # (in a setgid folder, the folder's). A group that does not exist is reported by `check`.
     group: str = ""
-    # rw for the service and the clerks' group, nothing for others.
-    file_mode: str = "0660"
-    # setgid (2): what anyone creates inside joins the folder's group.
-    folder_mode: str = "2770"
+    file_mode: str = "0660"  # rw for the service and the clerks' group, nothing for others
+    folder_mode: str = "2770"  # setgid (2): what anyone creates inside joins the folder's group
 
-    @field_validator("file_mode")
+    @field_validator("file_mode", "folder_mode")
     @classmethod
-    def _file_mode(cls, value: str) -> str:
-        return _octal(value, "file_mode")
-
-    @field_validator("folder_mode")
-    @classmethod
-    def _folder_mode(cls, value: str) -> str:
-        return _octal(value, "folder_mode")
+    def _octal(cls, value: str, info) -> str:
+        if not value or len(value) > 4 or any(c not in "01234567" for c in value):
+            raise ValueError(f"{info.field_name} must be an octal mode such as \"0660\", "
+                             f"not {value!r}")
+        return value
 
     @property
     def file_bits(self) -> int:
