@@ -73,13 +73,14 @@ def group_id(sharing: Sharing | None) -> int | None:
         return None
 
 
-def _set_group(path: Path, gid: int) -> None:
+def _set_group(path: Path, gid: int, *, quiet: bool = False) -> None:
     if os.stat(path).st_gid == gid:
         return
     try:
         os.chown(path, -1, gid)
     except OSError as exc:  # not a member of the group: the save goes on, check says why
-        log.warning("cannot give %s the group %d: %s", path, gid, exc.strerror)
+        if not quiet:
+            log.warning("cannot give %s the group %d: %s", path, gid, exc.strerror)
 
 
 def _current_umask() -> int:
@@ -90,20 +91,23 @@ def _current_umask() -> int:
 
 def share_file(path: Path, sharing: Sharing | None, *, like: Path | None = None) -> None:
     """Give a file just written (a temporary before its rename) the mode and group clerks need:
-    [sharing] file_mode and group; without a Sharing, those of `like` (the file it replaces),
-    else what an ordinary open() would have given. A group that cannot be set is logged."""
+    [sharing] file_mode and group (no group set: that of `like`, the file it replaces, when the
+    service may give it); without a Sharing, the mode and group of `like`, else what an ordinary
+    open() would have given. A [sharing] group that cannot be set is logged."""
     if sys_windows():
         return
     gid = group_id(sharing)
+    before = like.stat() if like is not None and like.exists() else None
     if sharing is not None:
         mode = sharing.file_bits
-    elif like is not None and like.exists():
-        before = like.stat()
-        mode, gid = stat.S_IMODE(before.st_mode), before.st_gid
+    elif before is not None:
+        mode = stat.S_IMODE(before.st_mode)
     else:
         mode = 0o666 & ~_current_umask()
     if gid is not None:
         _set_group(path, gid)
+    elif before is not None:
+        _set_group(path, before.st_gid, quiet=True)
     os.chmod(path, mode)  # after chown, which clears set-id bits
 
 

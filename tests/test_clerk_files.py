@@ -54,6 +54,7 @@ def test_every_save_gives_the_workbooks_file_mode_whatever_the_umask(tmp_path):
     assert poll(config).returncode == 0
     path = book_of(tmp_path)
     os.chmod(path, 0o600)
+    os.chown(path, -1, 4242)  # a group the administrator gave it ([sharing] group unset)
     add_mail(tmp_path, *request(2))
     previous = os.umask(0o077)  # the unit's UMask=0077
     try:
@@ -61,6 +62,7 @@ def test_every_save_gives_the_workbooks_file_mode_whatever_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert mode(path) == 0o660  # [sharing] file_mode's default, not mkstemp's 0600
+    assert path.stat().st_gid == 4242
     assert mode(tmp_path / "register" / "inquiries-2569.xlsx") == 0o660
     backups = list((path.parent / ".backups").glob("*.xlsx"))
     assert backups and all(mode(b) == 0o660 for b in backups)
