@@ -191,6 +191,34 @@ class Registers(_Section):
     stale_lock_hours: float = Field(default=12.0, gt=0)
 
 
+class Sharing(_Section):
+    """The files clerks open (registers, the inquiry log, the disposal list, outbox/, review
+    copies): their group and modes, set on every write and kept across every atomic save.
+    Its own section since it covers register/ and outbox/ alike; data/ stays private."""
+
+    # The clerks' OS group (the Samba share's `force group`); empty: the group the OS gives
+    # (in a setgid folder, the folder's). A group that does not exist is reported by `check`.
+    group: str = ""
+    file_mode: str = "0660"  # rw for the service and the clerks' group, nothing for others
+    folder_mode: str = "2770"  # setgid (2): what anyone creates inside joins the folder's group
+
+    @field_validator("file_mode", "folder_mode")
+    @classmethod
+    def _octal(cls, value: str, info) -> str:
+        if not value or len(value) > 4 or any(c not in "01234567" for c in value):
+            raise ValueError(f"{info.field_name} must be an octal mode such as \"0660\", "
+                             f"not {value!r}")
+        return value
+
+    @property
+    def file_bits(self) -> int:
+        return int(self.file_mode, 8)
+
+    @property
+    def folder_bits(self) -> int:
+        return int(self.folder_mode, 8)
+
+
 class Results(_Section):
     """Sending results (signed PDFs) back to the citizen."""
 
@@ -292,6 +320,7 @@ class Config(BaseSettings):
     policy: Policy = Field(default_factory=Policy)
     replies: Replies = Field(default_factory=Replies)
     registers: Registers = Field(default_factory=Registers)
+    sharing: Sharing = Field(default_factory=Sharing)
     results: Results = Field(default_factory=Results)
     followup: Followup = Field(default_factory=Followup)
     paths: Paths = Field(default_factory=Paths)

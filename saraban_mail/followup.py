@@ -108,5 +108,5 @@ def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCale
         ])
     for column, width in zip("ABCDEF", (14, 40, 30, 16, 16, 30), strict=True):
         sheet.column_dimensions[column].width = width
-    save_atomically(book, path, backups=0)
+    save_atomically(book, path, backups=0, sharing=config.sharing)
     return path

@@ -223,12 +223,13 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
     journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
                       detail=detail | ({"forced": force} if force else {}))
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
-                                                    f"เมื่อ {thai_date(now.date())}")], journal)
+                                                    f"เมื่อ {thai_date(now.date())}")], journal, now)
 
 
 def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
-                     journal: Journal) -> list[str]:
-    """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal."""
+                     journal: Journal, now: datetime | None = None) -> list[str]:
+    """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal.
+    `now`: the service's clock, for the age of a lock file."""
     from saraban_mail.register import annotate_rows
 
     refs = []
@@ -240,7 +241,8 @@ def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
         annotate_rows(incoming_path(config.paths.register_dir, year), INCOMING, "action", refs,
                       look=Look.of(settings),
                       summary=journal.summary(year), agency=config.agency.name_th,
-                      backups=settings.backups, stale_hours=settings.stale_lock_hours)
+                      backups=settings.backups, stale_hours=settings.stale_lock_hours,
+                      sharing=config.sharing, now=now)
     except RegisterError as exc:
         return [f"{exc}: write the note in การปฏิบัติ by hand"]
     return []
@@ -293,7 +295,7 @@ def instructions_from_register(journal: Journal, config: Config, templates: Temp
                     continue
                 problems += note_in_register(
                     config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
-                    journal)
+                    journal, now)
     return problems, unsettled
 
 

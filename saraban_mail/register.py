@@ -29,7 +29,14 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from saraban_mail.config import Sharing
 from saraban_mail.errors import RegisterBusy, RegisterError
+from saraban_mail.files import (
+    remove_stale_temporaries,
+    share_file,
+    shared_dir,
+    temporary_prefix,
+)
 from saraban_mail.layout import (  # noqa: F401 (the register's vocabulary, re-exported)
     FIRST_DATA_ROW,
     FORMULA_START,
@@ -100,13 +107,15 @@ def _owner_gone(lock: Path) -> bool:
     return Path("/proc/self").exists()
 
 
-def ensure_free(path: Path, stale_hours: float) -> None:
+def ensure_free(path: Path, stale_hours: float, now: datetime | None = None) -> None:
     """Raise RegisterBusy while a clerk has the workbook open (or it cannot be written).
 
-    A stale lock (its owner gone, or older than `stale_hours`) is still respected, since
-    a workbook open on another computer looks the same: it is reported with what to do."""
+    A stale lock (its owner gone, or older than `stale_hours` by the service's clock `now`)
+    is still respected, since a workbook open on another computer looks the same: it is
+    reported with what to do."""
     for lock in lock_files(path):
-        age_hours = (time.time() - lock.stat().st_mtime) / 3600
+        clock = now.timestamp() if now is not None else time.time()
+        age_hours = (clock - lock.stat().st_mtime) / 3600
         owner = _lock_owner(lock)
         who = f" by {owner}" if owner else ""
         gone = _owner_gone(lock)
@@ -470,17 +479,20 @@ class WriteResult:
     path: Path
     written: list[int]  # numbers appended now
     already: list[int]  # our rows found in the sheet already (a save before a crash)
-    clashes: list[int]  # numbers a clerk's row also uses
+    clashes: list[int]  # numbers on our rows that a clerk also typed on a row
 
 
 def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str, Any]], *,
                 fill: dict[str, dict[str, Any]] | None = None, look: Look = Look(),
                 summary: Summary | None = None, agency: str = "", backups: int = 10,
-                stale_hours: float = 12.0, own: tuple[str, ...] = ()) -> WriteResult:
+                stale_hours: float = 12.0, own: tuple[str, ...] = (),
+                sharing: Sharing | None = None, now: datetime | None = None) -> WriteResult:
     """Append our rows (dicts keyed by column; `ref` identifies each), fill our own cells
     of rows written earlier (`fill`: ref -> {key: value}; only empty ones, except the
-    columns in `own`, which the service rewrites), rebuild the summary; one save."""
-    ensure_free(path, stale_hours)
+    columns in `own`, which the service rewrites), rebuild the summary; one save.
+    `sharing`: the clerks' group and mode (see save_atomically); `now`: the service's clock."""
+    remove_stale_temporaries(path.parent)
+    ensure_free(path, stale_hours, now)
     if path.exists():
         drawings = foreign_drawings(path)
         if drawings:
@@ -496,7 +508,8 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
     existing = list(sheet_rows(sheet, kind))
     by_ref = {r.ref: r for r in existing if r.ref}
     numbers = {r.number for r in existing if r.number is not None and not r.ref}
-    written, already, clashes = [], [], []
+    written: list[int] = []
+    already: list[int] = []
     last = max([r.row for r in existing], default=FIRST_DATA_ROW - 1)
     styles: dict[tuple, Any] = {}
     for row in rows:
@@ -504,8 +517,6 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
         if row["ref"] in by_ref:
             already.append(number)
             continue
-        if number in numbers:
-            clashes.append(number)  # a clerk typed it too: never renumber, report it
         last += 1
         for column in kind.columns:
             write_cell(sheet, last, columns[column.key], column, row.get(column.key), look,
@@ -523,8 +534,12 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
     _extend_print_area(sheet, last, existed=path.exists())
     if summary is not None:
         write_summary(book, with_paper_rows(summary, existing), agency, look)
-    save_atomically(book, path, backups)
+    save_atomically(book, path, backups, sharing)
     _remember(path, kind, sheet)
+    # Every number on one of our rows that a clerk also typed, whichever came first (the
+    # clerk's row typed after ours was written, too): never renumbered, always reported.
+    ours = {r.number for r in existing if r.ref and r.number is not None} | set(written)
+    clashes = sorted(ours & numbers)
     return WriteResult(path, written, already, clashes)
 
 
@@ -542,10 +557,12 @@ def _row_height(kind: RegisterKind, row: dict[str, Any], look: Look) -> float:
 
 def annotate_rows(path: Path, kind: RegisterKind, key: str, notes: list[tuple[int, str, str]], *,
                   look: Look = Look(), summary: Summary | None = None, agency: str = "",
-                  backups: int = 10, stale_hours: float = 12.0) -> list[int]:
+                  backups: int = 10, stale_hours: float = 12.0, sharing: Sharing | None = None,
+                  now: datetime | None = None) -> list[int]:
     """Add a line to column `key` of rows found by reference (ours) or number (a clerk's);
     returns the numbers noted. The clerk's text in the cell stays, the note goes below it."""
-    ensure_free(path, stale_hours)
+    remove_stale_temporaries(path.parent)
+    ensure_free(path, stale_hours, now)
     if not path.exists():
         raise RegisterError(f"{path.name} does not exist yet")
     drawings = foreign_drawings(path)
@@ -570,7 +587,7 @@ def annotate_rows(path: Path, kind: RegisterKind, key: str, notes: list[tuple[in
         done.append(number)
     if summary is not None:
         write_summary(book, with_paper_rows(summary, rows), agency, look)
-    save_atomically(book, path, backups)
+    save_atomically(book, path, backups, sharing)
     _remember(path, kind, sheet)
     return done
 
@@ -592,8 +609,13 @@ def _extend_print_area(sheet: Worksheet, last_row: int, existed: bool) -> None:
         sheet.print_area = f"A1:{get_column_letter(PRINTED_COLUMNS)}{max(last_row, HEADER_ROW)}"
 
 
-def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
-    """Temporary file in the same folder, fsync, backup of the previous version, rename."""
+def save_atomically(book: openpyxl.Workbook, path: Path, backups: int,
+                    sharing: Sharing | None = None) -> None:
+    """Temporary file in the same folder, fsync, backup of the previous version, rename.
+
+    The temporary gets the clerks' mode and group before the rename ([sharing]; without it,
+    those of the file it replaces), so a save never leaves a workbook only the service can
+    open; temporaries a killed save left behind go first (files.remove_stale_temporaries)."""
     failure = ""
     temp = ""
     previous = sys.unraisablehook
@@ -602,14 +624,17 @@ def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
     sys.unraisablehook = lambda _: None
     try:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".saving-", suffix=".xlsx")
+            shared_dir(path.parent, sharing)
+            remove_stale_temporaries(path.parent)
+            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(),
+                                            suffix=".xlsx")
             os.close(handle)
             book.save(temp)
             with open(temp, "rb") as saved:
                 os.fsync(saved.fileno())
+            share_file(Path(temp), sharing, like=path)
             if path.exists() and backups > 0:
-                _backup(path, backups)
+                _backup(path, backups, sharing)
             os.replace(temp, path)
             directory = os.open(path.parent, os.O_RDONLY)
             try:
@@ -627,11 +652,12 @@ def save_atomically(book: openpyxl.Workbook, path: Path, backups: int) -> None:
         raise RegisterError(f"cannot save register {path.name}: {failure}")
 
 
-def _backup(path: Path, keep: int) -> None:
+def _backup(path: Path, keep: int, sharing: Sharing | None) -> None:
     folder = path.parent / ".backups"
-    folder.mkdir(exist_ok=True)
+    shared_dir(folder, sharing)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    shutil.copy2(path, folder / f"{path.stem}.{stamp}.xlsx")
+    kept = shutil.copy2(path, folder / f"{path.stem}.{stamp}.xlsx")
+    share_file(Path(kept), sharing, like=path)
     old = sorted(folder.glob(f"{path.stem}.*.xlsx"))
     for stale in old[:-keep]:
         stale.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from pypdf.errors import PyPdfError
 from saraban_mail.calendar import BusinessCalendar, buddhist_year
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError, SendError
+from saraban_mail.files import shared_dir, shared_write
 from saraban_mail.journal import Journal
 from saraban_mail.mailbox import Mailbox
 from saraban_mail.register import (
@@ -378,7 +379,8 @@ def _write_outgoing_rows(journal: Journal, config: Config, calendar: BusinessCal
         try:
             append_rows(path, OUTGOING, f"ทะเบียนหนังสือส่ง {config.agency.name_th} ปี พ.ศ. {year}",
                         rows, look=Look.of(config.registers), backups=config.registers.backups,
-                        stale_hours=config.registers.stale_lock_hours)
+                        stale_hours=config.registers.stale_lock_hours, sharing=config.sharing,
+                        now=clock())
         except RegisterError as exc:
             problems.append(f"{exc}: {len(rows)} outgoing row(s) wait in the journal")
             continue
@@ -408,7 +410,7 @@ def _annotate_incoming(journal: Journal, config: Config, calendar: BusinessCalen
                 incoming_path(config.paths.register_dir, year), INCOMING, "action", notes,
                 look=Look.of(config.registers), summary=journal.summary(year, as_of=thai_datetime(now)),
                 agency=config.agency.name_th, backups=config.registers.backups,
-                stale_hours=config.registers.stale_lock_hours,
+                stale_hours=config.registers.stale_lock_hours, sharing=config.sharing, now=now,
             )
         except RegisterError as exc:
             problems.append(f"{exc}: the การปฏิบัติ note of {len(notes)} row(s) waits")
@@ -454,8 +456,10 @@ def _source_key(entry: Path, files: list[Path]) -> str:
     return f"outbox:{entry.name}:{digest.hexdigest()[:16]}"
 
 
-def _move(entry: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+def _move(entry: Path, folder: Path, config: Config) -> Path:
+    """Into outbox/sent/ or failed/, folders the clerks' group shares (the entry keeps the
+    mode and group it was dropped with: a rename)."""
+    shared_dir(folder, config.sharing)
     target = folder / entry.name
     if target.exists():
         target = folder / f"{entry.stem}-{datetime.now():%Y%m%d%H%M%S}{entry.suffix}"
@@ -478,8 +482,9 @@ def queue_outbox(journal: Journal, config: Config, templates: Templates,
             queue(journal, config, templates, target, load_files(files, config), now=clock(),
                   source=key)
         except ResultError as exc:
-            moved = _move(entry, outbox / "failed")
-            moved.with_name(moved.name + ".txt").write_text(f"{exc}\n", encoding="utf-8")
+            moved = _move(entry, outbox / "failed", config)
+            shared_write(moved.with_name(moved.name + ".txt"), f"{exc}\n".encode(),
+                         config.sharing)
             problems.append(f"outbox/{entry.name}: {exc} (moved to outbox/failed/)")
     return problems
 
@@ -492,4 +497,4 @@ def settle_outbox(journal: Journal, config: Config) -> None:
         if result is not None and result["sent_at"] is not None and (
             result["password_raw"] is None
         ):
-            _move(entry, outbox / "sent")
+            _move(entry, outbox / "sent", config)

@@ -230,6 +230,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     probe = register_dir if register_dir.exists() else register_dir.parent
     if not os.access(probe, os.W_OK):
         warnings.append(f"the register folder {register_dir} is not writable")
+    # What the clerks' group needs, with the command that fixes it (files.sharing_problems).
+    from saraban_mail.files import sharing_problems
+
+    for folder, what in ((register_dir, "register"), (config.results.outbox_dir, "outbox")):
+        warnings += [p for p in sharing_problems(folder, config.sharing, what) if p not in warnings]
     data = config.paths.data_dir
     # Windows has no such mode bits: there the folder's ACL is the administrator's to set.
     if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:

@@ -48,6 +48,7 @@ def write_inquiries(journal: Journal, config: Config, calendar: BusinessCalendar
                 f"บันทึกการขอรับบริการ {config.agency.name_th} ปี พ.ศ. {year}", new, fill=fill,
                 look=Look.of(settings),
                 backups=settings.backups, stale_hours=settings.stale_lock_hours,
+                sharing=config.sharing, now=clock(),
             )
         except RegisterError as exc:
             problems.append(f"{exc}: the inquiry log waits")

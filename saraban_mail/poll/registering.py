@@ -98,7 +98,7 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
                 summary=journal.summary(year, pending_rows=len(rows),
                                         as_of=thai_datetime(clock().astimezone(calendar.tz))),
                 agency=config.agency.name_th, backups=settings.backups,
-                stale_hours=settings.stale_lock_hours,
+                stale_hours=settings.stale_lock_hours, sharing=config.sharing, now=clock(),
             )
         except RegisterError as exc:  # open, locked, damaged: the rows wait, nothing is lost
             problems.append(f"{exc}: {len(rows)} row(s) wait in the journal")

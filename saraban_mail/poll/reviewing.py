@@ -8,10 +8,8 @@ that mail a clerk registers is numbered, registered and acknowledged in the same
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from saraban_mail import review
@@ -19,6 +17,7 @@ from saraban_mail.calendar import ack_due, buddhist_year
 from saraban_mail.category import Category
 from saraban_mail.classify import classify
 from saraban_mail.errors import RegisterError
+from saraban_mail.files import shared_dir, shared_write
 from saraban_mail.layout import REVIEW, REVIEW_COPIES, Look, service_ref, workbook_path
 from saraban_mail.parse import parse
 from saraban_mail.poll import intake, replying
@@ -192,7 +191,8 @@ def write(ctx: Context, report: PollReport) -> None:
                         f"อีเมลรอเจ้าหน้าที่ตรวจสอบ {agency} ปี พ.ศ. {year}: พิมพ์ในช่องคำสั่ง "
                         f"{review.HOW}", new, fill=fill, own=("outcome",),
                         look=Look.of(settings), backups=settings.backups,
-                        stale_hours=settings.stale_lock_hours)
+                        stale_hours=settings.stale_lock_hours, sharing=ctx.config.sharing,
+                        now=now)
         except RegisterError as exc:
             report.problems.append(f"{exc}: {len(new)} mail(s) wait to be listed for review")
             continue
@@ -227,17 +227,8 @@ def _clerk_copy(ctx: Context, ref: str, raw: bytes | None) -> str:
     if raw is None:
         return ""
     folder = ctx.config.paths.register_dir / REVIEW_COPIES
-    folder.mkdir(parents=True, exist_ok=True)
+    shared_dir(folder, ctx.config.sharing)
     path = folder / f"{ref}.eml"
     if not path.exists():
-        _write_shared(path, raw)
+        shared_write(path, raw, ctx.config.sharing)
     return f"{REVIEW_COPIES}/{path.name}"
-
-
-def _write_shared(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, path)
