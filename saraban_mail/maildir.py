@@ -92,5 +92,11 @@ class MaildirMailbox:
         for raw in raws:
             self.append(folder, raw)
 
+    def holds_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
+        wanted = set(message_ids)
+        box = self._box(folder)
+        return {found for key in box.iterkeys()
+                if (found := str(box.get_message(key).get("Message-ID", "")).strip()) in wanted}
+
     def close(self) -> None:
         return None

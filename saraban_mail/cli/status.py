@@ -42,6 +42,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                                          moment)
         today = moment.astimezone(calendar.tz).date()
         pending_rows = len(journal.pending_register_rows())
+        # Results live apart from replies (the results table), but wait for SMTP the same.
+        results = [{"outgoing": f"{r['send_no']}/{r['year']}",
+                    "receipt": f"{r['receipt_no']}/{r['receipt_year']}", "to": r["recipient"],
+                    "error": r["last_error"]} for r in journal.results_to_send()]
         status: dict[str, Any] = {
             "last_poll": last,
             "last_failure": json.loads(journal.get_meta("last_failure") or "null"),
@@ -53,7 +57,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             # Why rows wait: what the last poll could not write (the workbook open, locked).
             "pending_register_why": [p for p in (last or {}).get("problems", [])
                                      if "register" in p or "workbook" in p] if pending_rows else [],
-            "pending_mail": len(journal.pending_mail()),
+            "pending_mail": len(journal.pending_mail()) + len(results),
+            "pending_results": results,
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
@@ -152,10 +157,14 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
     for label, key in (("today", "today"), ("this year", "this_year")):
         counts = ", ".join(f"{k} {v}" for k, v in status[key].items()) or "none"
         print(f"{label}: {counts}")
+    results = status["pending_results"]
     print(f"waiting: {status['pending_register_rows']} register row(s), {status['pending_mail']} "
-          f"mail(s) to send, {status['pending_mailbox_actions']} mailbox action(s)")
+          f"mail(s) to send" + (f" ({len(results)} result(s))" if results else "")
+          + f", {status['pending_mailbox_actions']} mailbox action(s)")
     for why in status["pending_register_why"]:
         print(f"  {why}")
+    _print_some([f"result {r['outgoing']} for receipt {r['receipt']} to {r['to']}"
+                 + (f": {r['error']}" if r["error"] else "") for r in results])
     acks = status["acknowledgements"]
     print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
     _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
