@@ -31,6 +31,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from saraban_mail.errors import RegisterBusy, RegisterError
 from saraban_mail.layout import (  # noqa: F401 (the register's vocabulary, re-exported)
+    CATEGORY_TH,
     FIRST_DATA_ROW,
     FORMULA_START,
     HEADER_ROW,
@@ -353,13 +354,6 @@ def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
     cell.quotePrefix = quoted
     if styles is not None:
         styles[key] = copy(cell._style)
-
-
-CATEGORY_TH = {
-    "valid": "คำขอ/เรื่องทั่วไป", "wrong_channel": "ผิดช่องทาง (ลงรับ)", "paper": "หนังสือกระดาษ",
-    "wrong_agency": "ผิดหน่วยงาน", "wrong_agency_forward": "ส่งต่อหน่วยงาน",
-    "needs_review": "รอเจ้าหน้าที่ตรวจ", "automated": "อีเมลอัตโนมัติ", "spam": "อีเมลขยะ",
-}
 
 
 def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: Look) -> None:

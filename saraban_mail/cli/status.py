@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from saraban_mail import oauth
@@ -20,6 +20,7 @@ from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
+from saraban_mail.thaitext import thai_iso
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -76,7 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return EXIT_OK
-    _print_status(status, registers)
+    _print_status(status, registers, calendar.tz)
     return EXIT_OK
 
 
@@ -142,7 +143,8 @@ def _print_some(lines: list[str], shown: int = 5) -> None:
         print(f"  ... and {len(lines) - shown} more (status --json lists them all)")
 
 
-def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
+def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | None = None) -> None:
+    """One screen for a person: dates a clerk reads in the Buddhist era (JSON keeps ISO)."""
     last, failure = status["last_poll"], status["last_failure"]
     if last:
         print(f"last poll: {last['at'][:16]}, {last['handled']} message(s), "
@@ -167,10 +169,13 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
                  + (f": {r['error']}" if r["error"] else "") for r in results])
     acks = status["acknowledgements"]
     print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
-    _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
-                 for item in acks["due"] + acks["late"]])
-    print(f"matters by state: {status['matters']['by_state']}")
-    _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
+    _print_some([f"{item['receipt']}  due {thai_iso(item['due'], tz)}  "
+                 f"sent {thai_iso(item['sent'], tz)}" for item in acks["due"] + acks["late"]])
+    by_state = status["matters"]["by_state"]
+    print("matters: " + (", ".join(f"{count} {state}" for state, count in sorted(by_state.items()))
+                         or "none"))
+    _print_some([f"{item['receipt']}  {item['state']}: waiting for "
+                 f"{item['waiting_for']} since {thai_iso(item['since'], tz)}"
                  for item in status["matters"]["waiting"]])
     for seen in status["watched"]:
         if seen["ok"] is None:

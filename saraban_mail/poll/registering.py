@@ -16,10 +16,11 @@ from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError
 from saraban_mail.journal import Journal
-from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref
+from saraban_mail.layout import CATEGORY_TH, INCOMING, Look, incoming_path, service_ref
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.register import append_rows
+from saraban_mail.rules import BUILTIN_HIGH_RISK
 from saraban_mail.thaitext import thai_datetime
 
 log = logging.getLogger("saraban_mail")
@@ -32,10 +33,12 @@ def run(ctx: Context, report: PollReport) -> None:
 def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, record: Record,
                  number: int, identity: str) -> dict[str, Any]:
     """The incoming register's row of a registered message, by column key (layout.py)."""
-    remarks = [f"รับทางอีเมล; กฎ {record.rule}"
-               + (f": {record.reason}" if record.rule != "default" else "")]
+    why = reason_th(record)
+    remarks = ["รับทางอีเมล" + (f": {why}" if why else "")]
     if record.high_risk:
-        remarks.append(f"ความเสี่ยงสูง ({record.high_risk_rule}): ต้องยืนยันตัวตนก่อนดำเนินการ")
+        kind = next((r.name_th for r in BUILTIN_HIGH_RISK if r.id == record.high_risk_rule),
+                    record.high_risk_rule)
+        remarks.append(f"เรื่องความเสี่ยงสูง ({kind}): ต้องยืนยันตัวตนก่อนดำเนินการ")
     if record.related_receipt:
         remarks.append(f"เกี่ยวข้องกับเลขทะเบียนรับที่ {record.related_receipt}")
     if record.watched:
@@ -58,7 +61,7 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         "received_at": record.received_at.isoformat(),
         "official_received_at": record.official_received_at.isoformat(),
         "ack_due": record.ack_due.isoformat() if record.ack_due else None,
-        "category": str(record.category),
+        "category": CATEGORY_TH.get(str(record.category), str(record.category)),
         "high_risk": "ใช่" if record.high_risk else "",
         "attachments": "\n".join(
             f"{a.name} ({a.size:,} bytes, SHA-256 {a.sha256})" for a in record.attachments
@@ -66,6 +69,33 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         "message_id": record.message_id,
         "ref": service_ref(identity),
     }
+
+
+# Why the service decided as it did, for the clerk's หมายเหตุ, by the built-in rule ids.
+# A request addressed to the agency ("default") needs no reason; a rule of rules/*.toml
+# brings its own Thai name (a channel's, an agency's).
+RULE_TH = {
+    "staff_forward": "เจ้าหน้าที่ส่งต่อมา ผู้ขอส่งถึงอีเมลส่วนตัวของเจ้าหน้าที่ ไม่ใช่อีเมลกลาง",
+    "watched_mailbox": "ผู้ขอส่งถึงกล่องจดหมายของเจ้าหน้าที่ ไม่ใช่อีเมลกลาง",
+    "too_large": "อีเมลมีขนาดใหญ่เกินที่ระบบอ่าน ต้องเปิดอ่านในโปรแกรมอีเมล",
+    "no_sender": "ไม่มีที่อยู่ผู้ส่งที่ตอบกลับได้",
+    "reply_to_self": "ที่อยู่สำหรับตอบกลับเป็นอีเมลของหน่วยงานเอง",
+    "parse_error": "ระบบอ่านเนื้อหาอีเมลไม่ได้",
+    "internal_error": "ระบบขัดข้องขณะอ่านอีเมลฉบับนี้",
+    "rule_conflict": "เข้าเงื่อนไขหลายข้อ (ผิดหน่วยงาน/ผิดช่องทาง) เจ้าหน้าที่ต้องพิจารณา",
+}
+
+
+def reason_th(record: Record) -> str:
+    """The reason in หมายเหตุ, as a clerk reads it; '' for an ordinary request."""
+    if record.channel is not None:
+        where = record.channel.correct_channel.split(" / ")[0]  # its Thai half
+        return f"เป็นเรื่อง{record.channel.name_th} ช่องทางที่ถูกต้อง: {where}"
+    if record.agency is not None:
+        return f"เป็นเรื่องของ{record.agency.name_th}"
+    if record.rule == "default" or (record.rule == "watched_mailbox" and record.watched):
+        return ""  # a watched copy has its own line below
+    return RULE_TH.get(record.rule, f"ตามกฎ {record.rule}")
 
 
 def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
