@@ -353,7 +353,8 @@ class Journal:
         """Acknowledgements sent since their register row was written: the row's
         'sent' cell is filled at the next save of that workbook."""
         return self.db.execute(
-            "SELECT r.message, r.receipt_no, o.sent_at, m.identity FROM register_rows r"
+            "SELECT r.message, r.receipt_no, o.sent_at, m.identity,"
+            " r.written_at IS NOT NULL AS row_written FROM register_rows r"
             " JOIN messages m ON m.id = r.message JOIN outbox o"
             " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel')"
             " WHERE r.year = ? AND r.ack_written_at IS NULL AND o.sent_at IS NOT NULL",

@@ -1,7 +1,8 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
     watched → intake → numbering → registering → clerk_instructions → housekeeping
-            → sending → delivering (results) → mailbox_actions → alerts
+            → sending → registering (acknowledgement times) → delivering (results)
+            → mailbox_actions → alerts
 
 Each stage is a module of this package with a `run(ctx, report)`: it takes its work from
 the journal and marks it done there, so a poll that crashes anywhere is finished by the
@@ -53,6 +54,7 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
         found += [("write_register", registering.run),
                   ("clerk_instructions", clerk_instructions.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
+                  ("register_acks", registering.run_after_send),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
                   ("alert", alerts.run)]
     return found

@@ -10,13 +10,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError
 from saraban_mail.journal import Journal
-from saraban_mail.layout import CATEGORY_TH, INCOMING, Look, incoming_path, service_ref
+from saraban_mail.layout import CATEGORY_TH, INCOMING, Look, incoming_path, service_ref, stamp
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.register import append_rows
@@ -28,6 +29,10 @@ log = logging.getLogger("saraban_mail")
 
 def run(ctx: Context, report: PollReport) -> None:
     report.problems += write_register(ctx.journal, ctx.config, ctx.calendar, ctx.clock)
+
+
+# The identity of each workbook as this process last saved it (layout.stamp).
+_saved: dict[Path, tuple[int, int, int]] = {}
 
 
 def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, record: Record,
@@ -108,17 +113,16 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
     for year, rows in by_year.items():
         path = incoming_path(config.paths.register_dir, year)
         acks = journal.unwritten_acks(year)
-        fill = {
-            service_ref(a["identity"]): {
-                "ack_sent": datetime.fromisoformat(a["sent_at"]).astimezone(calendar.tz).isoformat()
-            }
-            for a in acks
-        }
+        fill = _ack_times(acks, calendar)
+        new_rows = []
+        for r in rows:  # an acknowledgement that went while its row waited: in the row itself
+            row = json.loads(r["row"])
+            new_rows.append(row | fill.pop(row["ref"], {}))
         settings = config.registers
         try:
             result = append_rows(
                 path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}",
-                [json.loads(r["row"]) for r in rows], fill=fill,
+                new_rows, fill=fill,
                 look=Look.of(settings),
                 summary=journal.summary(year, pending_rows=len(rows),
                                         as_of=thai_datetime(clock().astimezone(calendar.tz))),
@@ -134,8 +138,52 @@ def write_register(journal: Journal, config: Config, calendar: BusinessCalendar,
                 f"{path.name}: number {number}/{year} was given to an email and a clerk also typed it "
                 "on another row; renumber the clerk's row (the email's number was already sent)"
             )
+        _saved[path] = stamp(path)
         now = clock()
         with journal.transaction():
             journal.mark_rows_written([r["message"] for r in rows], now)
             journal.mark_acks_written([a["message"] for a in acks], now)
+    return problems
+
+
+def _ack_times(acks: list[Any], calendar: BusinessCalendar) -> dict[str, dict[str, Any]]:
+    """The ตอบรับเมื่อ cell of each row, by the row's service reference."""
+    return {service_ref(a["identity"]): {"ack_sent": datetime.fromisoformat(a["sent_at"])
+                                         .astimezone(calendar.tz).replace(microsecond=0)
+                                         .isoformat()} for a in acks}
+
+
+def run_after_send(ctx: Context, report: PollReport) -> None:
+    """The register right after the send stage: the rows written earlier in this poll
+    get the time their acknowledgement went, and the สรุป sheet counts them as answered.
+    A save only where an acknowledgement was sent since: a poll that sent nothing saves
+    nothing more."""
+    report.problems += fill_ack_times(ctx.journal, ctx.config, ctx.calendar, ctx.clock)
+
+
+def fill_ack_times(journal: Journal, config: Config, calendar: BusinessCalendar,
+                   clock: Callable[[], datetime]) -> list[str]:
+    problems: list[str] = []
+    for year in journal.register_years():
+        acks = [a for a in journal.unwritten_acks(year) if a["row_written"]]
+        if not acks:
+            continue
+        path = incoming_path(config.paths.register_dir, year)
+        settings = config.registers
+        # Unchanged since our own save of this poll (whose backup holds the clerks' last
+        # version): no second backup, or the kept history would halve.
+        ours = any(stamp(path)) and _saved.get(path) == stamp(path)
+        try:
+            append_rows(
+                path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}", [],
+                fill=_ack_times(acks, calendar), look=Look.of(settings),
+                summary=journal.summary(year, as_of=thai_datetime(clock().astimezone(calendar.tz))),
+                agency=config.agency.name_th, backups=0 if ours else settings.backups,
+                stale_hours=settings.stale_lock_hours,
+            )
+        except RegisterError as exc:  # filled at the next save of the workbook
+            problems.append(f"{exc}: the ตอบรับเมื่อ time of {len(acks)} row(s) waits")
+            continue
+        with journal.transaction():
+            journal.mark_acks_written([a["message"] for a in acks], clock())
     return problems
