@@ -177,3 +177,14 @@ def test_result_copy_to_sent_lands_once_after_an_append_that_died(registered, do
     assert report.problems == []
     after = sent_message_ids(dovecot, imap_account)
     assert len(after) == len(before) + 1 and len(set(after)) == len(after)
+
+
+def test_maildir_tells_which_message_ids_its_folder_holds(tmp_path):
+    from saraban_mail.maildir import MaildirMailbox
+
+    box = MaildirMailbox(tmp_path / "maildir")
+    raw, _ = request(1)
+    box.append_many("Sent", [raw])
+    assert box.holds_message_ids("Sent", ["<request-1@gmail.example>", "<other@x>"]) == {
+        "<request-1@gmail.example>"}
+    assert box.holds_message_ids("INBOX", ["<request-1@gmail.example>"]) == set()
