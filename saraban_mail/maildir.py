@@ -18,7 +18,7 @@ class MaildirMailbox:
 
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes cur, new, tmp itself
         self.root = stdlib_mailbox.Maildir(root, create=True)
         existing = set(self.root.list_folders())
         for name in ("Junk", "Trash", "Sent"):
