@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     message INTEGER REFERENCES messages(id),
     kind TEXT NOT NULL, recipient TEXT NOT NULL, message_id TEXT NOT NULL, raw BLOB NOT NULL,
     created_at TEXT NOT NULL, sent_at TEXT, filed_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT,
+    filing_at TEXT  -- a copy to Sent was attempted: it may be there already
 );
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY,
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS results (
     created_at TEXT NOT NULL, sent_at TEXT, password_sent_at TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT,
     row_written_at TEXT, action_written_at TEXT, filed_at TEXT,
+    filing_at TEXT,  -- a copy to Sent was attempted: it may be there already
     UNIQUE (year, send_no)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -119,6 +121,12 @@ CREATE INDEX IF NOT EXISTS messages_decided ON messages(decided_at, category);
 CREATE INDEX IF NOT EXISTS messages_registered ON messages(receipt_year, receipt_no, identity,
     requester, json_extract(record, '$.ack_due')) WHERE receipt_no IS NOT NULL;
 """
+
+# Columns added since the first journals: an older journal gets them when it is opened.
+ADDED_COLUMNS = (
+    ("outbox", "filing_at", "TEXT"),
+    ("results", "filing_at", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,10 @@ class Journal:
         self.db = connection
         self.db.row_factory = sqlite3.Row
         self.db.executescript(SCHEMA)
+        for table, column, kind in ADDED_COLUMNS:
+            names = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @classmethod
     def open(cls, data_dir: Path) -> Journal:
@@ -353,7 +365,8 @@ class Journal:
         """Acknowledgements sent since their register row was written: the row's
         'sent' cell is filled at the next save of that workbook."""
         return self.db.execute(
-            "SELECT r.message, r.receipt_no, o.sent_at, m.identity FROM register_rows r"
+            "SELECT r.message, r.receipt_no, o.sent_at, m.identity,"
+            " r.written_at IS NOT NULL AS row_written FROM register_rows r"
             " JOIN messages m ON m.id = r.message JOIN outbox o"
             " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel')"
             " WHERE r.year = ? AND r.ack_written_at IS NULL AND o.sent_at IS NOT NULL",
@@ -398,8 +411,15 @@ class Journal:
 
     def unfiled_mail(self) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT id, raw FROM outbox WHERE sent_at IS NOT NULL AND filed_at IS NULL ORDER BY id"
+            "SELECT id, raw, message_id, filing_at FROM outbox"
+            " WHERE sent_at IS NOT NULL AND filed_at IS NULL ORDER BY id"
         ).fetchall()
+
+    def mark_filing(self, mails: list[int], now: datetime) -> None:
+        """A copy to Sent is about to be appended: if the poll dies before mark_filed,
+        the next one looks in Sent before appending again."""
+        self.db.executemany("UPDATE outbox SET filing_at = ? WHERE id = ?",
+                            [(_iso(now), mail) for mail in mails])
 
     def mark_sent(self, mail: int, now: datetime) -> None:
         self.db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
@@ -540,7 +560,8 @@ class Journal:
 
     def update_result(self, result: int, **fields: Any) -> None:
         allowed = {"sent_at", "password_sent_at", "password_raw", "attempts", "last_error",
-                   "gave_up_at", "row_written_at", "action_written_at", "filed_at"}
+                   "gave_up_at", "row_written_at", "action_written_at", "filed_at",
+                   "filing_at"}
         assert set(fields) <= allowed, fields
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [_iso(v) if isinstance(v, datetime) else v for v in fields.values()]

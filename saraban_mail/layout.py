@@ -100,6 +100,12 @@ REVIEW = RegisterKind("review", "รอตรวจสอบ", "รายกา�
 REVIEW_COPIES = "review"  # register/review/<ref>.eml: the copies the clerks open
 
 KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES, REVIEW)}
+# Each category as a clerk reads it: the register's ประเภท column and the สรุป sheet.
+CATEGORY_TH = {
+    "valid": "คำขอ/เรื่องทั่วไป", "wrong_channel": "ผิดช่องทาง (ลงรับ)", "paper": "หนังสือกระดาษ",
+    "wrong_agency": "ผิดหน่วยงาน", "wrong_agency_forward": "ส่งต่อหน่วยงาน",
+    "needs_review": "รอเจ้าหน้าที่ตรวจ", "automated": "อีเมลอัตโนมัติ", "spam": "อีเมลขยะ",
+}
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
 SUMMARY_SHEET = "สรุป"
 PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times

@@ -140,6 +140,11 @@ class Mailbox(Protocol):
 
     def append_many(self, folder: str, raws: list[bytes]) -> None: ...
 
+    def holds_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
+        """Which of these Message-IDs the folder already holds (after an append that may
+        have landed before the poll died)."""
+        ...
+
     def reconnect(self) -> None:
         """After a dropped connection: connect and log in again."""
         ...
@@ -429,6 +434,12 @@ class ImapMailbox:
         else:
             for raw in raws:
                 self.append(folder, raw)
+
+    def holds_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
+        """A SEARCH HEADER Message-ID each: only after an interrupted append, so a few."""
+        self._select(folder, readonly=True)
+        return {mid for mid in message_ids
+                if mid and self.client.search(["HEADER", "Message-ID", mid])}
 
     def deliver(self, folder: str, raw: bytes) -> None:
         """Put a message in a folder as new mail (unread; the server's time of arrival)."""

@@ -18,7 +18,7 @@ class MaildirMailbox:
 
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes cur, new, tmp itself
         self.root = stdlib_mailbox.Maildir(root, create=True)
         existing = set(self.root.list_folders())
         for name in ("Junk", "Trash", "Sent"):
@@ -94,6 +94,12 @@ class MaildirMailbox:
     def append_many(self, folder: str, raws: list[bytes]) -> None:
         for raw in raws:
             self.append(folder, raw)
+
+    def holds_message_ids(self, folder: str, message_ids: list[str]) -> set[str]:
+        wanted = set(message_ids)
+        box = self._box(folder)
+        return {found for key in box.iterkeys()
+                if (found := str(box.get_message(key).get("Message-ID", "")).strip()) in wanted}
 
     def close(self) -> None:
         return None

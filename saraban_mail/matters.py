@@ -21,7 +21,7 @@ from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.files import private_dir
 from saraban_mail.journal import Journal
 from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
-from saraban_mail.thaitext import thai_date, thai_datetime
+from saraban_mail.thaitext import readable, thai_date, thai_datetime
 
 if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
     from saraban_mail.parse import Incoming  # `status` reads the states without them
@@ -312,10 +312,11 @@ def history(journal: Journal, year: int, number: int, calendar: BusinessCalendar
         detail = {k: v for k, v in json.loads(event["detail"]).items()
                   if v and k not in ("message_id",)}
         state = f" → {event['state']}" if event["state"] else ""
-        extra = "; ".join(f"{k}: {v}" for k, v in detail.items())
-        lines.append(f"{at:%Y-%m-%d %H:%M}  {event['kind']}{state}  ({event['actor']})"
+        extra = "; ".join(f"{k}: {readable(v, calendar.tz)}" for k, v in detail.items())
+        lines.append(f"{thai_datetime(at)}  {event['kind']}{state}  ({event['actor']})"
                      + (f"  {extra}" if extra else ""))
     now_state = journal.state_of(year, number)
     if now_state in WAITING_FOR:
         lines.append(f"now waiting for: {WAITING_FOR[now_state]}")
     return lines
+

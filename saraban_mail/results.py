@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from imapclient.exceptions import IMAPClientError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
 
@@ -311,8 +312,12 @@ def deliver(journal: Journal, config: Config, transport: Transport, mailbox: Mai
     if mailbox is not None and sent_folder:
         for result in journal.results_where("filed_at IS NULL"):
             try:
-                mailbox.append(sent_folder, result["raw"])
-            except (SarabanError, OSError) as exc:
+                # An earlier attempt may have stored it before the poll died: look first.
+                if not (result["filing_at"] and mailbox.holds_message_ids(
+                        sent_folder, [result["message_id"]])):
+                    journal.update_result(result["id"], filing_at=clock())
+                    mailbox.append(sent_folder, result["raw"])
+            except (SarabanError, OSError, IMAPClientError) as exc:
                 problems.append(f"copy of result {result['send_no']}/{result['year']} to "
                                 f"{sent_folder} failed: {exc}; retried next poll")
                 break
@@ -443,6 +448,47 @@ def outbox_entries(folder: Path) -> list[tuple[Path, int, int]]:
     return found
 
 
+# What a Windows PC or a file manager leaves in a shared folder by itself: never a result.
+_SYSTEM_FILES = ("thumbs.db", "desktop.ini", ".ds_store")
+_NEAR_NAME = re.compile(r"^\D*(\d+)\D+(\d{4})\D*$")
+
+
+def outbox_strays(folder: Path) -> list[Path]:
+    """What a clerk dropped in outbox/ under a name that matches no receipt (result.pdf,
+    12_2569.pdf): hidden files, owner files (~$...) and sent/, failed/ left alone."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if (name.startswith((".", "~$")) or name.lower() in _SYSTEM_FILES
+                or (entry.is_dir() and name in ("sent", "failed"))):
+            continue
+        match = OUTBOX_NAME.match(name)
+        if not (match and (entry.is_dir() or match.group(3))):
+            found.append(entry)
+    return found
+
+
+def _meant(entry: Path) -> str:
+    """The receipt a near-miss name seems to mean (12_2569.pdf: 12-2569), or ''."""
+    near = _NEAR_NAME.match(entry.stem if entry.is_file() else entry.name)
+    return f"{int(near.group(1))}-{near.group(2)}" if near else ""
+
+
+def stray_note(entry: Path) -> str:
+    """The .txt left beside a stray in outbox/failed/: which names the service expects."""
+    example = _meant(entry) or "12-2569"
+    return (
+        f"ไฟล์ {entry.name} ไม่ได้ส่ง: ชื่อไม่ตรงกับเลขทะเบียนรับใด\n"
+        f"ตั้งชื่อไฟล์ผลเป็น เลขรับ-ปี พ.ศ. เช่น {example}.pdf หรือสร้างโฟลเดอร์ {example}/ "
+        "ใส่ไฟล์ผลทั้งหมดไว้ในนั้น แล้ววางใน outbox/ อีกครั้ง\n"
+        f"Not sent: {entry.name} names no receipt. Expected N-YYYY.pdf (e.g. {example}.pdf; "
+        f".jpg/.png when images are allowed) or a folder N-YYYY/ (e.g. {example}/) with the "
+        "files, N the receipt number and YYYY its Buddhist-era year.\n"
+    )
+
+
 def _files_of(entry: Path) -> list[Path]:
     return sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if entry.is_dir() else [entry]
@@ -472,6 +518,19 @@ def queue_outbox(journal: Journal, config: Config, templates: Templates,
     """Queue what clerks dropped in outbox/; refused entries go to outbox/failed/."""
     problems = []
     outbox = config.results.outbox_dir
+    for entry in outbox_strays(outbox):
+        note, meant = stray_note(entry), _meant(entry)
+        if meant:
+            meant = f"; did you mean {meant}{entry.suffix if entry.is_file() else '/'}?"
+        try:
+            moved = _move(entry, outbox / "failed", config)
+            shared_write(moved.with_name(moved.name + ".txt"), note.encode(), config.sharing)
+        except OSError as exc:  # open on a clerk's PC: moved at a later poll
+            problems.append(f"outbox/{entry.name}: names no receipt and cannot be moved "
+                            f"({exc.strerror or exc})")
+            continue
+        problems.append(f"outbox/{entry.name}: the name matches no receipt (expected N-YYYY.pdf "
+                        f"or a folder N-YYYY/){meant} (moved to outbox/failed/)")
     for entry, number, year in outbox_entries(outbox):
         files = _files_of(entry)
         key = _source_key(entry, files)

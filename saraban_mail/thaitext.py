@@ -4,8 +4,10 @@ Pure functions; used by templates, the register and the rules."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
+from typing import Any
 
 MONTHS_SHORT = (
     "ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
@@ -31,6 +33,35 @@ def thai_datetime(moment: datetime, *, digits: bool = False) -> str:
     """23 พ.ย. 2569 เวลา 08.30 น. (Thai writes the time with a dot)."""
     text = f"{thai_date(moment.date())} เวลา {moment:%H.%M} น."
     return thai_digits(text) if digits else text
+
+
+def thai_iso(text: str | None, tz: tzinfo | None = None) -> str:
+    """An ISO date or time as the journal keeps it, for a clerk to read (Buddhist era,
+    in the agency's zone); text that is not ISO comes back as it is, None as '-'."""
+    if not text:
+        return "-"
+    try:
+        if len(text) == 10:
+            return thai_date(date.fromisoformat(text))
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if tz is not None and moment.tzinfo is not None:
+        moment = moment.astimezone(tz)
+    return thai_datetime(moment)
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(T[\d:.]+([+-]\d{2}:\d{2}|Z)?)?")
+
+
+def readable(value: Any, tz: tzinfo | None = None) -> Any:
+    """A value of the journal (an event's detail) as a clerk reads it: ISO dates and
+    times in the Buddhist era, a list as its items."""
+    if isinstance(value, str) and _ISO.fullmatch(value):
+        return thai_iso(value, tz)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return value
 
 
 def english_datetime(moment: datetime) -> str:

@@ -84,7 +84,7 @@ def test_documents_asked_replied_linked_and_result_sent(permit_registered, dovec
     asked = cli(office, "request-docs", "1/2569", "--items", "สำเนาโฉนดที่ดิน", "--days", "5",
                 "--by", "สมศรี")
     assert asked.returncode == 0, asked.stderr
-    assert "due 2026-04-24" in asked.stdout  # five working days after Friday 17 April
+    assert "due 24 เม.ย. 2569" in asked.stdout  # five working days after Friday 17 April (BE)
     (request,) = sent(smtp)
     assert request["To"] == "somchai.j@gmail.com"
     assert request["In-Reply-To"].strip() == "<40d6907b9fde.202604161014@mail.example>"
@@ -106,7 +106,10 @@ def test_documents_asked_replied_linked_and_result_sent(permit_registered, dovec
     assert result.returncode == 0, result.stderr
     story = cli(office, "show", "1/2569")
     assert story.returncode == 0
-    kinds = [line.split()[2] for line in story.stdout.splitlines()]
+    # issue 17: each line opens with its Buddhist-era time, then the event
+    kinds = [line.split("  ")[1].split()[0] for line in story.stdout.splitlines()]
+    assert story.stdout.startswith("16 เม.ย. 2569 เวลา 11.00 น.  registered")
+    assert "deadline: 24 เม.ย. 2569" in story.stdout and "2026-" not in story.stdout
     assert kinds == ["registered", "documents_requested", "reply_received", "result_sent"]
     assert "→ documents_received" in story.stdout and "(สมศรี)" in story.stdout
 

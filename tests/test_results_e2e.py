@@ -203,7 +203,8 @@ def test_outbox_folder_sends_dropped_files_and_refuses_bad_ones(registered, smtp
     assert (outbox / "failed" / "7-2569.pdf").exists()
     reason = (outbox / "failed" / "7-2569.pdf.txt").read_text()
     assert "not a readable PDF" in reason or "no receipt 7/2569" in reason
-    assert (outbox / "note.txt").exists()
+    # issue 17: a name that matches no receipt is set aside and reported, not left silently
+    assert "outbox/note.txt" in result.stderr and (outbox / "failed" / "note.txt").exists()
     assert len(outgoing_rows(registered)) == 1
 
 

@@ -18,7 +18,7 @@ from saraban_mail.cli.office import Office, receipt
 from saraban_mail.config import load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.service import now
-from saraban_mail.thaitext import thai_date
+from saraban_mail.thaitext import thai_date, thai_datetime
 
 
 def cmd_request_docs(args: argparse.Namespace) -> int:
@@ -33,7 +33,7 @@ def cmd_request_docs(args: argparse.Namespace) -> int:
         office.config, target.receipt_year,
         [(target.receipt_no, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")], office.journal)
     print(f"asked {target.recipient} for documents on {target.receipt_no}/{target.receipt_year}; "
-          f"due {deadline.isoformat()}")
+          f"due {thai_date(deadline)}")
     return office.finish(problems)
 
 
@@ -43,7 +43,7 @@ def cmd_video_call(args: argparse.Namespace) -> int:
     at = datetime.fromisoformat(args.at).replace(tzinfo=office.calendar.tz)
     matters.video_call(office.journal, office.config, office.templates, target, at,
                        args.link or "", office.now(), office.actor)
-    print(f"video-call appointment sent to {target.recipient} for {at:%Y-%m-%d %H:%M}")
+    print(f"video-call appointment sent to {target.recipient} for {thai_datetime(at)}")
     return office.finish(office.send())
 
 

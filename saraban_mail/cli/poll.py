@@ -7,7 +7,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from saraban_mail.config import load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, last_poll, now, run_poll
+from saraban_mail.thaitext import thai_date, thai_datetime
 
 if TYPE_CHECKING:
     from saraban_mail.poll import PollReport
@@ -85,12 +86,29 @@ class ProgressBars:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from saraban_mail.demo import create_demo
+    import time
+
+    from saraban_mail.calendar import BusinessCalendar
+    from saraban_mail.demo import DEMO_POLL_AT, create_demo, demo_day
 
     folder = Path(args.dir).absolute()
-    config_file = create_demo(folder)
-    print(f"demo office created in {folder}", file=sys.stderr)
-    report = run_poll(load_config(config_file))
+    if (folder / "config.toml").exists():  # polled again, as a clerk would: nothing twice
+        print(f"a demo office already exists in {folder}: polling it again (to start afresh, "
+              "give a new folder)", file=sys.stderr)
+        return print_report(run_poll(load_config(folder / "config.toml")), args.json)
+    moment = now()
+    day = demo_day(moment, BusinessCalendar())
+    config_file = create_demo(folder, day)
+    config = load_config(config_file)
+    # Polled as at the demo day's morning, as the service would have been: every
+    # acknowledgement goes on time. Then once more now, which finds nothing new.
+    polled_at = datetime.combine(day, DEMO_POLL_AT, tzinfo=moment.tzinfo)
+    started = time.monotonic()
+    print(f"demo office created in {folder}: its mail came in the days up to "
+          f"{thai_date(day)}, polled as at {thai_datetime(polled_at)}", file=sys.stderr)
+    report = run_poll(config, clock=lambda: polled_at + timedelta(
+        seconds=time.monotonic() - started))
+    report.problems += run_poll(config).problems
     code = print_report(report, args.json)
     if not args.json:
         print(f"\nregister:  {folder / 'register'}\nreplies:   {folder / 'outbox-mail'}\n"

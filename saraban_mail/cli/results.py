@@ -48,6 +48,10 @@ def cmd_send_result(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"saraban-mail: {problem}", file=sys.stderr)
     label = f"result {prepared.send_no}/{prepared.year} for receipt {number}/{year}"
+    if any("stays queued" in p or "wait in the journal" in p for p in problems):
+        print(f"{label} to {prepared.result.recipient} queued, not sent yet: it goes at the "
+              "next poll (status lists it)")
+        return EXIT_PENDING
     print(f"{label} to {prepared.result.recipient}"
           + (" (password sent separately)" if prepared.password_mail else ""))
     return EXIT_PENDING if problems else EXIT_OK

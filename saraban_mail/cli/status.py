@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from saraban_mail import oauth
@@ -22,6 +22,7 @@ from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
+from saraban_mail.thaitext import thai_iso
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -44,6 +45,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                                          moment)
         today = moment.astimezone(calendar.tz).date()
         pending_rows = len(journal.pending_register_rows())
+        # Results live apart from replies (the results table), but wait for SMTP the same.
+        results = [{"outgoing": f"{r['send_no']}/{r['year']}",
+                    "receipt": f"{r['receipt_no']}/{r['receipt_year']}", "to": r["recipient"],
+                    "error": r["last_error"]} for r in journal.results_to_send()]
         status: dict[str, Any] = {
             "last_poll": last,
             "last_failure": json.loads(journal.get_meta("last_failure") or "null"),
@@ -55,7 +60,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             # Why rows wait: what the last poll could not write (the workbook open, locked).
             "pending_register_why": [p for p in (last or {}).get("problems", [])
                                      if "register" in p or "workbook" in p] if pending_rows else [],
-            "pending_mail": len(journal.pending_mail()),
+            "pending_mail": len(journal.pending_mail()) + len(results),
+            "pending_results": results,
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
@@ -75,7 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False))
         return EXIT_OK
-    _print_status(status, registers)
+    _print_status(status, registers, calendar.tz)
     return EXIT_OK
 
 
@@ -141,7 +147,8 @@ def _print_some(lines: list[str], shown: int = 5) -> None:
         print(f"  ... and {len(lines) - shown} more (status --json lists them all)")
 
 
-def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
+def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | None = None) -> None:
+    """One screen for a person: dates a clerk reads in the Buddhist era (JSON keeps ISO)."""
     last, failure = status["last_poll"], status["last_failure"]
     if last:
         print(f"last poll: {last['at'][:16]}, {last['handled']} message(s), "
@@ -156,18 +163,25 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
     for label, key in (("today", "today"), ("this year", "this_year")):
         counts = ", ".join(f"{k} {v}" for k, v in status[key].items()) or "none"
         print(f"{label}: {counts}")
+    results = status["pending_results"]
     print(f"waiting: {status['pending_register_rows']} register row(s), {status['pending_mail']} "
-          f"mail(s) to send, {status['pending_mailbox_actions']} mailbox action(s)")
+          f"mail(s) to send" + (f" ({len(results)} result(s))" if results else "")
+          + f", {status['pending_mailbox_actions']} mailbox action(s)")
     for why in status["pending_register_why"]:
         print(f"  {why}")
+    _print_some([f"result {r['outgoing']} for receipt {r['receipt']} to {r['to']}"
+                 + (f": {r['error']}" if r["error"] else "") for r in results])
     acks = status["acknowledgements"]
     print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
-    _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
-                 for item in acks["due"] + acks["late"]])
+    _print_some([f"{item['receipt']}  due {thai_iso(item['due'], tz)}  "
+                 f"sent {thai_iso(item['sent'], tz)}" for item in acks["due"] + acks["late"]])
     print(f"waiting for a person: {len(status['review'])} mail(s) (saraban-mail review)")
     _print_some([review_line(item) for item in status["review"]])
-    print(f"matters by state: {status['matters']['by_state']}")
-    _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
+    by_state = status["matters"]["by_state"]
+    print("matters: " + (", ".join(f"{count} {state}" for state, count in sorted(by_state.items()))
+                         or "none"))
+    _print_some([f"{item['receipt']}  {item['state']}: waiting for "
+                 f"{item['waiting_for']} since {thai_iso(item['since'], tz)}"
                  for item in status["matters"]["waiting"]])
     for seen in status["watched"]:
         if seen["ok"] is None:

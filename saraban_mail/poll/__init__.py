@@ -2,7 +2,8 @@
 
     watched → intake → reviewing (decisions) → numbering → registering
             → reviewing (the list) → clerk_instructions → housekeeping → sending
-            → delivering (results) → mailbox_actions → alerts
+            → registering (acknowledgement times) → delivering (results)
+            → mailbox_actions → alerts
 
 Each stage is a module of this package with a `run(ctx, report)`: it takes its work from
 the journal and marks it done there, so a poll that crashes anywhere is finished by the
@@ -57,6 +58,7 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
         found += [("write_register", registering.run), ("write_review", reviewing.write),
                   ("clerk_instructions", clerk_instructions.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
+                  ("register_acks", registering.run_after_send),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
                   ("alert", alerts.run)]
     return found

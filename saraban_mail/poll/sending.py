@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from saraban_mail.config import Config
 from saraban_mail.errors import SendError
@@ -45,13 +46,37 @@ def send_queued(journal: Journal, config: Config, transport: Transport, mailbox:
     unfiled = journal.unfiled_mail()
     sizes = {index: len(row["raw"]) for index, row in enumerate(unfiled)}
     for _, batch in batches(list(sizes), sizes):
+        rows = [unfiled[index] for index in batch]
         try:
-            mailbox.append_many(sent_folder, [unfiled[index]["raw"] for index in batch])
+            rows = _not_filed_yet(journal, mailbox, sent_folder, rows, clock)
+            if not rows:
+                continue
+            with journal.transaction():
+                journal.mark_filing([row["id"] for row in rows], clock())
+            mailbox.append_many(sent_folder, [row["raw"] for row in rows])
         except NETWORK_ERRORS as exc:
             problems.append(f"copy to {sent_folder} failed: {exc}; retried next poll")
             break
         now = clock()
         with journal.transaction():
-            for index in batch:
-                journal.mark_filed(unfiled[index]["id"], now)
+            for row in rows:
+                journal.mark_filed(row["id"], now)
     return problems
+
+
+def _not_filed_yet(journal: Journal, mailbox: Mailbox, folder: str, rows: list[Any],
+                   clock: Callable[[], datetime]) -> list[Any]:
+    """The rows whose copy is not in Sent. Only copies an earlier attempt may have
+    stored (the poll died or the connection dropped mid-append) are searched for: the
+    normal path stays one MULTIAPPEND, and a crash does not file a batch twice."""
+    tried = [row["message_id"] for row in rows if row["filing_at"]]
+    if not tried:
+        return rows
+    there = mailbox.holds_message_ids(folder, tried)
+    if there:
+        now = clock()
+        with journal.transaction():
+            for row in rows:
+                if row["filing_at"] and row["message_id"] in there:
+                    journal.mark_filed(row["id"], now)
+    return [row for row in rows if not (row["filing_at"] and row["message_id"] in there)]
