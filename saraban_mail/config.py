@@ -4,14 +4,16 @@ All defaults live here; relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 from saraban_mail.errors import ConfigError
 
@@ -165,13 +167,41 @@ class Schedule(_Section):
     interval_minutes: int = 0
 
 
+# A year above this is a Buddhist-era year (พ.ศ.) as clerks write it: 2569 is 2026.
+BUDDHIST_ERA_FROM = 2400
+BUDDHIST_ERA_OFFSET = 543
+
+
+def gregorian_date(value: object) -> object:
+    """A date given in the Buddhist era (2569-11-30) as the Gregorian date it means; a
+    date that is not one is left for pydantic to judge."""
+    if isinstance(value, date) and value.year > BUDDHIST_ERA_FROM:
+        return value.replace(year=value.year - BUDDHIST_ERA_OFFSET)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*", value)
+        if match and int(match.group(1)) > BUDDHIST_ERA_FROM:
+            year, month, day = (int(g) for g in match.groups())
+            try:
+                return date(year - BUDDHIST_ERA_OFFSET, month, day)
+            except ValueError:
+                raise ValueError(f"{value.strip()} is not a date (Buddhist-era year "
+                                 f"{year} is {year - BUDDHIST_ERA_OFFSET})") from None
+    return value
+
+
 class Policy(_Section):
+    # Mail received before this date is left alone. A Buddhist-era year is converted.
+    # Unset: the first poll of a new journal takes its own day and keeps it in the journal
+    # (meta `start_date`), so a mailbox with years of history is not acknowledged.
     start_date: date | None = None
     spam_action: Literal["trash", "delete"] = "trash"
     max_replies_per_sender_per_day: int = Field(default=5, ge=0)
     # A message larger than this is not downloaded: its header is, and it is flagged for a
     # clerk to read in the mail program (memory stays bounded: see tests/RELIABILITY.md).
     max_message_mb: float = Field(default=40.0, gt=0)
+
+    _be_start = field_validator("start_date", mode="before")(classmethod(
+        lambda cls, value: gregorian_date(value)))
 
 
 class Replies(_Section):
@@ -253,6 +283,9 @@ class Watch(Imap):
     # `watching.lookback_days` before that poll (never the mailbox's whole history).
     start_date: date | None = None
 
+    _be_start = field_validator("start_date", mode="before")(classmethod(
+        lambda cls, value: gregorian_date(value)))
+
     @property
     def watched_address(self) -> str:
         return (self.address or (self.username if "@" in self.username else "")).strip().lower()
@@ -324,34 +357,126 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Read the TOML file, apply SARABAN_* overrides, resolve relative paths."""
+    """Read the TOML file, apply SARABAN_* overrides, resolve relative paths. Every
+    mistake in the file is reported at once, each as one line a person can act on."""
     path = config_path(explicit).absolute()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"no configuration file at {path} (copy config.example.toml to config.toml)"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(decode_config(data, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(raw) - set(Config.model_fields) - {"source"})
     if unknown:
-        raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}]"
+                          + _did_you_mean(unknown[0], list(Config.model_fields)))
 
     class _FromFile(Config):
         @classmethod
         def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+            # The file as read above (BOM, cp874), under the environment's overrides.
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, raw))
 
     try:
         loaded = _FromFile()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{path}: {key}: {message}") from None
+        lines = [f"{_where(error['loc'])}: {_for_people(error)}" for error in exc.errors()]
+        if len(lines) == 1:
+            raise ConfigError(f"{path}: {lines[0]}") from None
+        raise ConfigError(f"{path}: {len(lines)} settings to fix:\n  "
+                          + "\n  ".join(lines)) from None
     config = Config.model_validate(loaded.model_dump())
     return _resolve_paths(config, path.parent)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def decode_config(data: bytes, path: Path) -> str:
+    """The text of a config file as Windows editors save it: UTF-8 with or without a BOM
+    (Notepad's "UTF-8 with BOM"), or Thai "ANSI", Windows code page 874 (cp874)."""
+    import logging
+
+    try:
+        return data.removeprefix(_BOM).decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp874")
+    except UnicodeDecodeError:
+        text = ""
+    if any("\u0e00" <= ch <= "\u0e7f" for ch in text):
+        logging.getLogger("saraban_mail").warning(
+            "%s: read as Windows Thai \"ANSI\" (cp874); save it as UTF-8 to be sure", path)
+        return text
+    raise ConfigError(f"{path}: not UTF-8 nor Windows Thai (cp874) text: save it as UTF-8 "
+                      "(in Notepad: File > Save as > Encoding: UTF-8)")
+
+
+# How a value is written, where pydantic's own words would not help an administrator.
+_EXPECTED = {
+    "time_parsing": "use HH:MM, e.g. 08:30",
+    "time_type": "use HH:MM, e.g. 08:30",
+    "date_parsing": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
+    "date_from_datetime_parsing": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
+    "date_type": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+    "int_parsing": "use a whole number, e.g. 5",
+    "int_type": "use a whole number, e.g. 5",
+    "float_parsing": "use a number, e.g. 40",
+    "float_type": "use a number, e.g. 40",
+    "string_type": 'use text in quotes, e.g. "..."',
+    "list_type": 'use a list in brackets, e.g. ["a", "b"]',
+}
+
+
+def _where(loc: tuple) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in loc]
+    return ".".join(parts).replace(".[", "[")
+
+
+def _for_people(error: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        known = list(model.model_fields) if model else []
+        return "unknown setting" + _did_you_mean(str(loc[-1]), known)
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]} (not {error.get('input')!r})"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, [k for k in known if k != "source"], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The section (model) a location in the file points into."""
+    import typing
+
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return None
+        kind = field.annotation
+        for arg in (kind, *typing.get_args(kind)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                model = arg
+                break
+        else:
+            return None
+    return model
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

@@ -122,7 +122,7 @@ def test_bad_config_key_is_one_line_naming_key_and_file(tmp_path):
     assert result.stderr.count("\n") == 1
     assert f"{config}: imap.port:" in result.stderr
     config.write_text('[imap]\nprot = 1\n')
-    assert "imap.prot: Extra inputs are not permitted" in cli("poll", "--config", str(config)).stderr
+    assert "imap.prot: unknown setting (did you mean port?)" in cli("poll", "--config", str(config)).stderr
 
 
 def test_missing_config_says_what_to_do(tmp_path):
