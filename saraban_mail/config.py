@@ -44,13 +44,21 @@ class MailboxSection(_Section):
     maildir: Path = Path("maildir")
 
 
-def _secret(value: str, file: Path | None) -> str:
+def _secret(value: str, file: Path | None, setting: str = "", env: str = "") -> str:
+    """The password given in the environment (or the file, discouraged), else read from
+    `file`. A file that cannot be read is named with its setting and how else to give it:
+    SARABAN_IMAP__PASSWORD does not give the SMTP password."""
     if value or file is None:
         return value
     try:
         return file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from exc
+        where = f"{setting}: " if setting else ""
+        how = (f"set {env} or write the password in that file (readable only by the service "
+               "user)" if env else "write the password in that file (readable only by the "
+               "service user)")
+        raise ConfigError(f"{where}cannot read password file {file} ({exc.strerror}): {how}"
+                          ) from exc
 
 
 Auth = Literal["password", "xoauth2", "oauthbearer"]
@@ -101,7 +109,8 @@ class Imap(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file)
+        return _secret(self.password, self.password_file, "imap.password_file",
+                       "SARABAN_IMAP__PASSWORD")
 
 
 class Smtp(_Server):
@@ -118,7 +127,8 @@ class Smtp(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file)
+        return _secret(self.password, self.password_file, "smtp.password_file (the SMTP login)",
+                       "SARABAN_SMTP__PASSWORD")
 
 
 class Network(_Section):
@@ -142,7 +152,8 @@ class OAuth(_Section):
     warn_days: int = Field(default=14, ge=0)
 
     def secret(self) -> str:
-        return _secret(self.client_secret, self.client_secret_file)
+        return _secret(self.client_secret, self.client_secret_file, "oauth.client_secret_file",
+                       "SARABAN_OAUTH__CLIENT_SECRET")
 
 
 class OfficeHours(_Section):
@@ -285,6 +296,10 @@ class Watch(Imap):
 
     _be_start = field_validator("start_date", mode="before")(classmethod(
         lambda cls, value: gregorian_date(value)))
+
+    def secret(self) -> str:
+        return _secret(self.password, self.password_file,
+                       f"watch '{self.name}' password_file")
 
     @property
     def watched_address(self) -> str:

@@ -157,7 +157,8 @@ def test_example_config_is_valid(monkeypatch):
 
 def test_replies_per_sender_per_day_are_capped(tmp_path):
     config = office_with(tmp_path, [])
-    config.write_text(config.read_text() + "\n[policy]\nmax_replies_per_sender_per_day = 2\n")
+    config.write_text(config.read_text().replace(
+        "[policy]\n", "[policy]\nmax_replies_per_sender_per_day = 2\n"))
     root = mailbox.Maildir(tmp_path / "maildir")
     base = by_key("building_permit")
     for n in range(4):

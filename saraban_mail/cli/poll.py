@@ -32,6 +32,8 @@ def print_report(report: PollReport, as_json: bool) -> int:
             print(f"{line['category']:<21} {receipt:>9}  {line['folder']}:{line['uid']}  "
                   f"{line['from'] or '?'}  {line['subject'][:60]!r}  "
                   f"[{', '.join(line['actions'])}]")
+    for note in report.notes:
+        print(f"saraban-mail: note: {note}", file=sys.stderr)
     for problem in report.problems:
         print(f"saraban-mail: {problem}", file=sys.stderr)
     if not as_json:
@@ -118,6 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except SarabanError as exc:  # noted for status; the next poll tries again
             log.error("poll failed: %s", exc)
             return
+        for note in report.notes:
+            log.info("%s", note)
         for problem in report.problems:
             log.warning("%s", problem)
         log.warning("poll done: %d message(s) handled, %d problem(s)", len(report.records),
