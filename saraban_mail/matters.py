@@ -110,6 +110,12 @@ def request_documents(journal: Journal, config: Config, templates: Templates,
                       now: datetime, actor: str) -> tuple[date, str]:
     """Queue the request for missing documents; returns its deadline and Message-ID."""
     year, number = target.receipt_year, target.receipt_no
+    if not items.strip():
+        raise MatterError("say which documents are missing (--items), as the requester "
+                          "should read it")
+    if days < 1:
+        raise MatterError(f"the requester needs at least 1 working day to send documents, "
+                          f"not {days} (--days)")
     state = journal.state_of(year, number)
     if state in (DISPOSED, RESULT_SENT):
         raise MatterError(f"matter {number}/{year} is {state}")
@@ -154,15 +160,45 @@ def _mail_requester(journal: Journal, config: Config, templates: Templates, targ
 
 
 def video_call(journal: Journal, config: Config, templates: Templates, target: Any,
-               at: datetime, link: str, now: datetime, actor: str) -> str:
-    """Queue the appointment mail for identity proofing by video call [seed 000 step 3]."""
+               at: datetime, link: str, now: datetime, actor: str,
+               forced: str | None = None) -> str:
+    """Queue the appointment mail for identity proofing by video call [seed 000 step 3].
+    The mail calls the request high-risk only when the service found it so."""
+    year, number = target.receipt_year, target.receipt_no
+    state = require(journal, year, number)
+    if state in (DISPOSED, RESULT_SENT):
+        raise MatterError(f"matter {number}/{year} is {state}")
     context = {"agency": config.agency,
-               "receipt": f"{target.receipt_no}/{target.receipt_year}",
+               "receipt": f"{number}/{year}",
                "matter": target.subject, "requester_name": target.name,
-               "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link}
+               "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link,
+               "high_risk": is_high_risk(journal, year, number)}
     return _mail_requester(journal, config, templates, target, "video_call", context, now,
                            event="video_call_appointed", actor=actor,
-                           detail={"at": at.isoformat()})
+                           detail={"at": at.isoformat()} | ({"forced": forced} if forced else {}))
+
+
+def is_high_risk(journal: Journal, year: int, number: int) -> bool:
+    """Registered as high-risk (its identity to be proven before a result)."""
+    return any(e["state"] == IDENTITY_PENDING for e in journal.events(year, number))
+
+
+def unsuitable_time(at: datetime, now: datetime, calendar: BusinessCalendar) -> list[str]:
+    """Why an appointment at `at` should not be made without --force: in the past, not a
+    working day (weekend, holiday), outside office hours."""
+    local = at.astimezone(calendar.tz)
+    why = []
+    if at <= now:
+        why.append("it is in the past")
+    holiday = calendar.holiday_name(local.date())
+    if holiday:
+        why.append(f"{thai_date(local.date())} is a holiday ({holiday})")
+    elif local.weekday() >= 5:
+        why.append(f"{thai_date(local.date())} is a {local:%A}")
+    if not calendar.opening <= local.time() < calendar.closing:
+        why.append(f"{local:%H.%M} is outside office hours ({calendar.opening:%H.%M}-"
+                   f"{calendar.closing:%H.%M})")
+    return why
 
 
 def verify_identity(journal: Journal, config: Config, year: int, number: int, method: str,
@@ -214,27 +250,57 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
     journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
                       detail={"approved_by": approved_by, "previous_state": state})
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
-                                                    f"เมื่อ {thai_date(now.date())}")], journal)
+                                                    f"เมื่อ {thai_date(now.date())}")],
+                            journal, now)
 
 
 def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
-                     journal: Journal) -> list[str]:
-    """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal."""
+                     journal: Journal, now: datetime | None = None,
+                     field: str = "action") -> list[str]:
+    """A line in each incoming row's `field` (การปฏิบัติ by default): queued in the journal,
+    then written at once if the workbook is free, else by the next poll that finds it free
+    (poll/notes.py). Returns the problems: a busy workbook is reported, not fatal."""
+    moment = now or datetime.now().astimezone()
+    with journal.transaction():
+        for number, text in notes:
+            found = journal.message_of_receipt(year, number)
+            journal.queue_note(year, number, service_ref(found[1]) if found else "", text,
+                               moment, field)
+    return write_pending_notes(journal, config, moment, year=year)
+
+
+def write_pending_notes(journal: Journal, config: Config, now: datetime,
+                        year: int | None = None) -> list[str]:
+    """Write the queued register notes (of `year`, or all) into their workbooks, one save
+    per workbook and column; each written one is marked in the journal."""
     from saraban_mail.register import annotate_rows
 
-    refs = []
-    for number, text in notes:
-        found = journal.message_of_receipt(year, number)
-        refs.append((number, service_ref(found[1]) if found else "", text))
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for note in journal.pending_notes(year):
+        groups.setdefault((note["year"], note["field"]), []).append(note)
+    problems = []
     settings = config.registers
-    try:
-        annotate_rows(incoming_path(config.paths.register_dir, year), INCOMING, "action", refs,
-                      look=Look.of(settings),
-                      summary=journal.summary(year), agency=config.agency.name_th,
-                      backups=settings.backups, stale_hours=settings.stale_lock_hours)
-    except RegisterError as exc:
-        return [f"{exc}: write the note in การปฏิบัติ by hand"]
-    return []
+    for (book_year, field), pending in sorted(groups.items()):
+        path = incoming_path(config.paths.register_dir, book_year)
+        try:
+            done = annotate_rows(
+                path, INCOMING, field,
+                [(n["receipt_no"], n["ref"], n["text"]) for n in pending],
+                look=Look.of(settings), summary=journal.summary(book_year),
+                agency=config.agency.name_th, backups=settings.backups,
+                stale_hours=settings.stale_lock_hours)
+        except RegisterError as exc:
+            problems.append(f"{exc}: {len(pending)} note(s) for the register wait and are "
+                            "written at the next poll")
+            continue
+        written = [n["id"] for n in pending if n["receipt_no"] in done]
+        with journal.transaction():
+            journal.note_written(written, now)
+        missing = sorted({n["receipt_no"] for n in pending} - set(done))
+        if missing:
+            problems.append(f"rows {', '.join(f'{m}/{book_year}' for m in missing)} not found in "
+                            f"{path.name} for their note; retried at the next poll")
+    return problems
 
 
 # -- instructions a clerk writes in the register ----------------------------------------
@@ -284,7 +350,7 @@ def instructions_from_register(journal: Journal, config: Config, templates: Temp
                     continue
                 problems += note_in_register(
                     config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
-                    journal)
+                    journal, now)
     return problems, unsettled
 
 

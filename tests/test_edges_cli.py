@@ -3,6 +3,7 @@ errors for people, Buddhist-era dates, the first poll's start date, dry runs, JS
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -63,3 +64,215 @@ def test_a_buddhist_era_date_that_does_not_exist_is_refused_clearly(tmp_path):
     config.write_text('[policy]\nstart_date = "2569-02-30"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="policy.start_date: 2569-02-30 is not a date"):
         load_config(config)
+
+
+def _office_without_start_date(tmp_path):
+    from tests.offices import office_with
+
+    config = office_with(tmp_path, [])
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("start_date = 2026-01-01\n", ""), encoding="utf-8")
+    return config
+
+
+def test_first_poll_without_start_date_leaves_older_mail_alone_and_keeps_its_day(
+        tmp_path, monkeypatch):
+    from datetime import datetime, timedelta
+
+    from saraban_mail.calendar import BANGKOK
+    from tests.offices import add_mail, request
+
+    config = _office_without_start_date(tmp_path)
+    old, _ = request(1)  # a mailbox with history: a request of last week
+    add_mail(tmp_path, old, datetime(2026, 11, 16, 9, 0, tzinfo=BANGKOK))
+    fresh, when = request(2)  # 23 Nov 2026, 09:02
+    add_mail(tmp_path, fresh, when)
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
+    first = cli("poll", "--config", str(config), "--json")
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(line)["subject"] for line in first.stdout.splitlines()] == [
+        "ขอข้อมูลข่าวสาร 2"]
+    assert "policy.start_date is not set: this first poll starts at today, 2026-11-23" in first.stderr
+    assert "INBOX: 1 message(s) from before the start date 2026-11-23" in first.stderr
+
+    # A day later the same day still counts: mail of the 23rd that arrived late is read.
+    late, _ = request(3)
+    add_mail(tmp_path, late, when + timedelta(hours=1))
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-24T10:00:00+07:00")
+    second = cli("poll", "--config", str(config), "--json")
+    assert [json.loads(line)["subject"] for line in second.stdout.splitlines()] == [
+        "ขอข้อมูลข่าวสาร 3"]
+    status = cli("status", "--config", str(config))
+    assert "note: INBOX: 1 message(s) from before the start date" in status.stdout
+    check = cli("check", "--config", str(config))
+    assert ("start date: 2026-11-23 (23 พ.ย. 2569), chosen by the first poll and kept in the "
+            "journal") in check.stdout
+
+
+def test_mail_left_alone_because_of_start_date_is_counted_in_the_poll_and_status(
+        tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from saraban_mail.calendar import BANGKOK
+    from tests.offices import add_mail, request
+
+    config = _office_without_start_date(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[policy]\n", "[policy]\nstart_date = 2569-11-20\n"), encoding="utf-8")
+    for n in (1, 2):
+        add_mail(tmp_path, request(n)[0], datetime(2026, 11, 10 + n, 9, 0, tzinfo=BANGKOK))
+    add_mail(tmp_path, *request(3))
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
+    result = cli("poll", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert ("note: INBOX: 2 message(s) from before the start date 2026-11-20 (20 พ.ย. 2569) "
+            "left alone (policy.start_date)") in result.stderr
+    assert "1 message(s) handled" in result.stderr
+    assert "from before the start date 2026-11-20" in cli("status", "--config", str(config)).stdout
+
+
+def test_check_names_the_smtp_password_file_when_only_the_imap_password_is_set(office, tmp_path):
+    # The example's set-up: SARABAN_IMAP__PASSWORD exported (the office fixture), and the
+    # SMTP login's password_file, which is not there.
+    missing = tmp_path / "etc" / "smtp-password"
+    office.write_text(office.read_text(encoding="utf-8").replace(
+        'security = "plain"\n\n[network]',
+        f'security = "plain"\nusername = "saraban"\npassword_file = "{missing}"\n\n[network]'),
+        encoding="utf-8")
+    result = cli("check", "--config", str(office))
+    assert "Traceback" not in result.stderr
+    assert "mailbox ok" in result.stdout  # the IMAP side was checked
+    assert result.returncode != 0
+    assert (f"smtp: smtp.password_file (the SMTP login): cannot read password file {missing}"
+            in result.stderr)
+    assert "set SARABAN_SMTP__PASSWORD or write the password in that file" in result.stderr
+
+
+@pytest.mark.parametrize("typed", [
+    "2 ธ.ค. 2569 10.00", "2 ธันวาคม 2569 เวลา 10.00 น.", "๒ ธ.ค. ๒๕๖๙ ๑๐.๐๐", "2/12/2569 10:00",
+    "2569-12-02 10:00", "2026-12-02T10:00", "2026-12-02 10.00",
+])
+def test_appointment_times_are_read_as_clerks_type_them(typed):
+    from datetime import datetime
+
+    from saraban_mail.calendar import BANGKOK
+    from saraban_mail.thaitext import parse_clerk_datetime
+
+    assert parse_clerk_datetime(typed, BANGKOK) == datetime(2026, 12, 2, 10, 0, tzinfo=BANGKOK)
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("tomorrow 10am", "write e.g. 2 ธ.ค. 2569 10.00"),
+    ("2 Dec 2569 10.00", "write e.g."),
+    ("30 ก.พ. 2569 10.00", "day is out of range"),
+    ("2 ธค. 2569", "write e.g."),
+    ("2 ธ.ค. 2569 24.00", "hour must be"),
+    ("2 มกรา 2569 10.00", "'มกรา' is not a Thai month"),
+])
+def test_appointment_times_that_are_not_dates_are_refused_saying_why(typed, why):
+    from saraban_mail.calendar import BANGKOK
+    from saraban_mail.thaitext import parse_clerk_datetime
+
+    with pytest.raises(ValueError, match=why):
+        parse_clerk_datetime(typed, BANGKOK)
+
+
+def test_video_call_takes_a_thai_date_refuses_past_or_closed_times_and_words_risk_truly(
+        office, dovecot, imap_account, smtp, monkeypatch):
+    from tests.conftest import deliver
+    from tests.test_intake_e2e import records, run_poll
+    from tests.test_matters_e2e import PERMIT, WITHDRAW, at, sent, set_clock
+    from tests.test_matters_e2e import cli as matter_cli
+
+    set_clock(monkeypatch, at(16, 14))  # Thursday 16 April 2026
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)
+    deliver(dovecot, imap_account, "INBOX", WITHDRAW.raw, WITHDRAW.received_at)
+    got = {r["subject"]: r for r in records(run_poll(office, "--json"))}
+    permit = next(r for r in got.values() if not r["high_risk"])
+    risky = next(r for r in got.values() if r["high_risk"])
+    permit_no = f"{permit['receipt_no']}/2569"
+    before = len(smtp.messages)
+
+    for when, why in (("1 เม.ย. 2569 10.00", "it is in the past"),
+                      ("18 เม.ย. 2569 10.00", "is a Saturday"),
+                      ("20 เม.ย. 2569 19.30", "19.30 is outside office hours (08.30-16.30)"),
+                      ("20 April 2026", "--at: '20 April 2026' is not a date and time")):
+        refused = matter_cli(office, "video-call", permit_no, "--at", when)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert len(smtp.messages) == before  # nothing was sent
+
+    call = matter_cli(office, "video-call", permit_no, "--at", "20 เม.ย. 2569 10.00")
+    assert call.returncode == 0, call.stderr
+    assert "20 เม.ย. 2569 เวลา 10.00 น." in call.stdout
+    body = sent(smtp)[before].get_body().get_content()
+    assert "20 เม.ย. 2569 เวลา 10.00 น." in body
+    assert "ความเสี่ยงสูง" not in body and "high-risk" not in body
+
+    forced = matter_cli(office, "video-call", permit_no, "--at", "2569-04-18 10:00",
+                        "--force", "ผู้ขอสะดวกวันเสาร์")
+    assert forced.returncode == 0, forced.stderr
+    assert "forced: ผู้ขอสะดวกวันเสาร์" in matter_cli(office, "show", permit_no).stdout
+
+    high = matter_cli(office, "video-call", f"{risky['receipt_no']}/2569", "--at",
+                      "2026-04-20T11:00")
+    assert high.returncode == 0, high.stderr
+    body = sent(smtp)[-1].get_body().get_content()
+    assert "ความเสี่ยงสูง" in body and "high-risk" in body
+
+
+def test_request_docs_refuses_empty_items_and_days_below_one(office, dovecot, imap_account,
+                                                             smtp, monkeypatch):
+    from tests.conftest import deliver
+    from tests.test_intake_e2e import records, run_poll
+    from tests.test_matters_e2e import PERMIT, at, set_clock
+    from tests.test_matters_e2e import cli as matter_cli
+
+    set_clock(monkeypatch, at(16, 11))
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)
+    assert records(run_poll(office, "--json"))[0]["receipt_no"] == 1
+    before = len(smtp.messages)
+    for extra, why in ((["--items", "  "], "say which documents are missing (--items)"),
+                       (["--items", "โฉนด", "--days", "0"], "at least 1 working day to send "
+                                                            "documents, not 0"),
+                       (["--items", "โฉนด", "--days", "-3"], "not -3 (--days)")):
+        refused = matter_cli(office, "request-docs", "1/2569", *extra)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+    assert len(smtp.messages) == before
+    assert "documents_requested" not in matter_cli(office, "show", "1/2569").stdout
+
+
+def test_request_docs_note_waits_for_a_workbook_a_clerk_has_open_and_a_poll_writes_it(
+        office, dovecot, imap_account, smtp, monkeypatch):
+    import openpyxl
+
+    from tests.conftest import deliver
+    from tests.test_intake_e2e import records, run_poll
+    from tests.test_matters_e2e import PERMIT, at, set_clock
+    from tests.test_matters_e2e import cli as matter_cli
+
+    set_clock(monkeypatch, at(16, 11))
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)
+    assert records(run_poll(office, "--json"))[0]["receipt_no"] == 1
+    book = office.parent / "register" / "incoming-2569.xlsx"
+    lock = book.with_name(f"~${book.name}")  # Excel's owner file: a clerk has it open
+    lock.write_bytes(b"\x06somsri" + b" " * 50)
+    set_clock(monkeypatch, at(17))
+    asked = matter_cli(office, "request-docs", "1/2569", "--items", "สำเนาโฉนดที่ดิน",
+                       "--days", "5")
+    assert asked.returncode == 3, asked.stderr  # done, with something left pending
+    assert "is open in a spreadsheet program" in asked.stderr
+    assert "1 note(s) for the register wait and are written at the next poll" in asked.stderr
+    assert "by hand" not in asked.stderr
+    assert "ขอเอกสาร" not in str(openpyxl.load_workbook(book).worksheets[0]["G3"].value or "")
+
+    set_clock(monkeypatch, at(17, 13))
+    still = run_poll(office)  # still open: the note still waits, and says so
+    assert "note(s) for the register wait" in still.stderr
+    lock.unlink()
+    set_clock(monkeypatch, at(17, 16))
+    run_poll(office)
+    note = openpyxl.load_workbook(book).worksheets[0]["G3"].value
+    assert note.count("ขอเอกสารเพิ่มเติม ครบกำหนด 24 เม.ย. 2569") == 1
+    run_poll(office)  # written once
+    assert openpyxl.load_workbook(book).worksheets[0]["G3"].value == note

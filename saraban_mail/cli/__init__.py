@@ -120,8 +120,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--days", type=int, help="working days to send them (default: config)")
     q.set_defaults(func="matters:cmd_request_docs")
     q = matter_parser("video-call", "send a video-call appointment for identity proofing")
-    q.add_argument("--at", required=True, help="date and time, e.g. 2026-11-25T10:00")
+    q.add_argument("--at", required=True,
+                   help='date and time as typed: "2 ธ.ค. 2569 10.00", 2569-12-02 10:00 (BE) '
+                        "or 2026-12-02T10:00")
     q.add_argument("--link", help="where the call takes place")
+    q.add_argument("--force", metavar="REASON",
+                   help="appoint in the past or out of office hours anyway (logged)")
     q.set_defaults(func="matters:cmd_video_call")
     q = matter_parser("verify-identity", "record how a high-risk requester's identity was proven")
     q.add_argument("--method", required=True, help="in_person, video_call or digital_id")

@@ -1,6 +1,6 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
-    watched → intake → numbering → registering → clerk_instructions → housekeeping
+    watched → intake → numbering → registering → notes → clerk_instructions → housekeeping
             → sending → delivering (results) → mailbox_actions → alerts
 
 Each stage is a module of this package with a `run(ctx, report)`: it takes its work from
@@ -26,6 +26,7 @@ from saraban_mail.poll import (
     housekeeping,
     intake,
     mailbox_actions,
+    notes,
     numbering,
     output,
     registering,
@@ -50,7 +51,7 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
     found += [("intake", functools.partial(intake.run, poll_id=poll_id)),
               ("number", numbering.run)]
     if not ctx.dry_run:
-        found += [("write_register", registering.run),
+        found += [("write_register", registering.run), ("register_notes", notes.run),
                   ("clerk_instructions", clerk_instructions.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
@@ -75,7 +76,7 @@ def poll(ctx: Context) -> PollReport:
         with ctx.journal.transaction():
             ctx.journal.set_meta("last_poll", json.dumps({
                 "at": ended.isoformat(), "handled": len(report.records),
-                "problems": report.problems[:20],
+                "problems": report.problems[:20], "notes": report.notes[:20],
             }, ensure_ascii=False))
             ctx.journal.set_meta("poll_times", json.dumps(_poll_times(ctx, ended)))
     return report
