@@ -4,17 +4,23 @@ All defaults live here; relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
+from saraban_mail.config_text import (
+    decode_config,
+    did_you_mean,
+    for_people,
+    gregorian_date,
+    read_secret,
+    where,
+)
 from saraban_mail.errors import ConfigError
 
 
@@ -42,23 +48,6 @@ class Agency(_Section):
 class MailboxSection(_Section):
     backend: Literal["imap", "maildir"] = "imap"
     maildir: Path = Path("maildir")
-
-
-def _secret(value: str, file: Path | None, setting: str = "", env: str = "") -> str:
-    """The password given in the environment (or the file, discouraged), else read from
-    `file`. A file that cannot be read is named with its setting and how else to give it:
-    SARABAN_IMAP__PASSWORD does not give the SMTP password."""
-    if value or file is None:
-        return value
-    try:
-        return file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        where = f"{setting}: " if setting else ""
-        how = (f"set {env} or write the password in that file (readable only by the service "
-               "user)" if env else "write the password in that file (readable only by the "
-               "service user)")
-        raise ConfigError(f"{where}cannot read password file {file} ({exc.strerror}): {how}"
-                          ) from exc
 
 
 Auth = Literal["password", "xoauth2", "oauthbearer"]
@@ -109,7 +98,7 @@ class Imap(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file, "imap.password_file",
+        return read_secret(self.password, self.password_file, "imap.password_file",
                        "SARABAN_IMAP__PASSWORD")
 
 
@@ -127,7 +116,7 @@ class Smtp(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file, "smtp.password_file (the SMTP login)",
+        return read_secret(self.password, self.password_file, "smtp.password_file (the SMTP login)",
                        "SARABAN_SMTP__PASSWORD")
 
 
@@ -152,7 +141,7 @@ class OAuth(_Section):
     warn_days: int = Field(default=14, ge=0)
 
     def secret(self) -> str:
-        return _secret(self.client_secret, self.client_secret_file, "oauth.client_secret_file",
+        return read_secret(self.client_secret, self.client_secret_file, "oauth.client_secret_file",
                        "SARABAN_OAUTH__CLIENT_SECRET")
 
 
@@ -176,28 +165,6 @@ class Schedule(_Section):
     # Empty: poll at opening and closing time (SPEC §3).
     times: list[time] = Field(default_factory=list)
     interval_minutes: int = 0
-
-
-# A year above this is a Buddhist-era year (พ.ศ.) as clerks write it: 2569 is 2026.
-BUDDHIST_ERA_FROM = 2400
-BUDDHIST_ERA_OFFSET = 543
-
-
-def gregorian_date(value: object) -> object:
-    """A date given in the Buddhist era (2569-11-30) as the Gregorian date it means; a
-    date that is not one is left for pydantic to judge."""
-    if isinstance(value, date) and value.year > BUDDHIST_ERA_FROM:
-        return value.replace(year=value.year - BUDDHIST_ERA_OFFSET)
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*", value)
-        if match and int(match.group(1)) > BUDDHIST_ERA_FROM:
-            year, month, day = (int(g) for g in match.groups())
-            try:
-                return date(year - BUDDHIST_ERA_OFFSET, month, day)
-            except ValueError:
-                raise ValueError(f"{value.strip()} is not a date (Buddhist-era year "
-                                 f"{year} is {year - BUDDHIST_ERA_OFFSET})") from None
-    return value
 
 
 class Policy(_Section):
@@ -298,7 +265,7 @@ class Watch(Imap):
         lambda cls, value: gregorian_date(value)))
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file,
+        return read_secret(self.password, self.password_file,
                        f"watch '{self.name}' password_file")
 
     @property
@@ -390,7 +357,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     unknown = sorted(set(raw) - set(Config.model_fields) - {"source"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]"
-                          + _did_you_mean(unknown[0], list(Config.model_fields)))
+                          + did_you_mean(unknown[0], list(Config.model_fields)))
 
     class _FromFile(Config):
         @classmethod
@@ -401,97 +368,13 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     try:
         loaded = _FromFile()
     except ValidationError as exc:
-        lines = [f"{_where(error['loc'])}: {_for_people(error)}" for error in exc.errors()]
+        lines = [f"{where(error['loc'])}: {for_people(error, Config)}" for error in exc.errors()]
         if len(lines) == 1:
             raise ConfigError(f"{path}: {lines[0]}") from None
         raise ConfigError(f"{path}: {len(lines)} settings to fix:\n  "
                           + "\n  ".join(lines)) from None
     config = Config.model_validate(loaded.model_dump())
     return _resolve_paths(config, path.parent)
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
-def decode_config(data: bytes, path: Path) -> str:
-    """The text of a config file as Windows editors save it: UTF-8 with or without a BOM
-    (Notepad's "UTF-8 with BOM"), or Thai "ANSI", Windows code page 874 (cp874)."""
-    import logging
-
-    try:
-        return data.removeprefix(_BOM).decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp874")
-    except UnicodeDecodeError:
-        text = ""
-    if any("\u0e00" <= ch <= "\u0e7f" for ch in text):
-        logging.getLogger("saraban_mail").warning(
-            "%s: read as Windows Thai \"ANSI\" (cp874); save it as UTF-8 to be sure", path)
-        return text
-    raise ConfigError(f"{path}: not UTF-8 nor Windows Thai (cp874) text: save it as UTF-8 "
-                      "(in Notepad: File > Save as > Encoding: UTF-8)")
-
-
-# How a value is written, where pydantic's own words would not help an administrator.
-_EXPECTED = {
-    "time_parsing": "use HH:MM, e.g. 08:30",
-    "time_type": "use HH:MM, e.g. 08:30",
-    "date_parsing": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
-    "date_from_datetime_parsing": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
-    "date_type": "use YYYY-MM-DD, e.g. 2026-12-01 (or 2569-12-01)",
-    "bool_parsing": "use true or false",
-    "bool_type": "use true or false",
-    "int_parsing": "use a whole number, e.g. 5",
-    "int_type": "use a whole number, e.g. 5",
-    "float_parsing": "use a number, e.g. 40",
-    "float_type": "use a number, e.g. 40",
-    "string_type": 'use text in quotes, e.g. "..."',
-    "list_type": 'use a list in brackets, e.g. ["a", "b"]',
-}
-
-
-def _where(loc: tuple) -> str:
-    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in loc]
-    return ".".join(parts).replace(".[", "[")
-
-
-def _for_people(error: Any) -> str:
-    kind, loc = error["type"], error["loc"]
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        known = list(model.model_fields) if model else []
-        return "unknown setting" + _did_you_mean(str(loc[-1]), known)
-    if kind in _EXPECTED:
-        return f"{_EXPECTED[kind]} (not {error.get('input')!r})"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _did_you_mean(word: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(word, [k for k in known if k != "source"], n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The section (model) a location in the file points into."""
-    import typing
-
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if model else None
-        if field is None:
-            return None
-        kind = field.annotation
-        for arg in (kind, *typing.get_args(kind)):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                model = arg
-                break
-        else:
-            return None
-    return model
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

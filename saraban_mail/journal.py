@@ -534,6 +534,12 @@ class Journal:
             f"SELECT * FROM results WHERE sent_at IS NOT NULL AND {condition} ORDER BY id"
         ).fetchall()
 
+    def results_of_receipt(self, year: int, number: int) -> list[sqlite3.Row]:
+        """Every result queued for an incoming receipt (sent or not), oldest first."""
+        return self.db.execute(
+            "SELECT id, year, send_no, created_at, sent_at, gave_up_at FROM results "
+            "WHERE receipt_year = ? AND receipt_no = ? ORDER BY id", (year, number)).fetchall()
+
     def result_of_source(self, source: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM results WHERE source = ?", (source,)).fetchone()
 

@@ -21,7 +21,8 @@ from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.files import private_dir
 from saraban_mail.journal import Journal
-from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
+from saraban_mail.layout import INCOMING, incoming_path, stamp
+from saraban_mail.register_notes import note_in_register
 from saraban_mail.thaitext import thai_date, thai_datetime
 
 if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
@@ -183,24 +184,6 @@ def is_high_risk(journal: Journal, year: int, number: int) -> bool:
     return any(e["state"] == IDENTITY_PENDING for e in journal.events(year, number))
 
 
-def unsuitable_time(at: datetime, now: datetime, calendar: BusinessCalendar) -> list[str]:
-    """Why an appointment at `at` should not be made without --force: in the past, not a
-    working day (weekend, holiday), outside office hours."""
-    local = at.astimezone(calendar.tz)
-    why = []
-    if at <= now:
-        why.append("it is in the past")
-    holiday = calendar.holiday_name(local.date())
-    if holiday:
-        why.append(f"{thai_date(local.date())} is a holiday ({holiday})")
-    elif local.weekday() >= 5:
-        why.append(f"{thai_date(local.date())} is a {local:%A}")
-    if not calendar.opening <= local.time() < calendar.closing:
-        why.append(f"{local:%H.%M} is outside office hours ({calendar.opening:%H.%M}-"
-                   f"{calendar.closing:%H.%M})")
-    return why
-
-
 def verify_identity(journal: Journal, config: Config, year: int, number: int, method: str,
                     evidence: list[Path], now: datetime, actor: str) -> list[Path]:
     """Record how identity was proven; evidence is copied into the private data folder."""
@@ -252,55 +235,6 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
                                                     f"เมื่อ {thai_date(now.date())}")],
                             journal, now)
-
-
-def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
-                     journal: Journal, now: datetime | None = None,
-                     field: str = "action") -> list[str]:
-    """A line in each incoming row's `field` (การปฏิบัติ by default): queued in the journal,
-    then written at once if the workbook is free, else by the next poll that finds it free
-    (poll/notes.py). Returns the problems: a busy workbook is reported, not fatal."""
-    moment = now or datetime.now().astimezone()
-    with journal.transaction():
-        for number, text in notes:
-            found = journal.message_of_receipt(year, number)
-            journal.queue_note(year, number, service_ref(found[1]) if found else "", text,
-                               moment, field)
-    return write_pending_notes(journal, config, moment, year=year)
-
-
-def write_pending_notes(journal: Journal, config: Config, now: datetime,
-                        year: int | None = None) -> list[str]:
-    """Write the queued register notes (of `year`, or all) into their workbooks, one save
-    per workbook and column; each written one is marked in the journal."""
-    from saraban_mail.register import annotate_rows
-
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for note in journal.pending_notes(year):
-        groups.setdefault((note["year"], note["field"]), []).append(note)
-    problems = []
-    settings = config.registers
-    for (book_year, field), pending in sorted(groups.items()):
-        path = incoming_path(config.paths.register_dir, book_year)
-        try:
-            done = annotate_rows(
-                path, INCOMING, field,
-                [(n["receipt_no"], n["ref"], n["text"]) for n in pending],
-                look=Look.of(settings), summary=journal.summary(book_year),
-                agency=config.agency.name_th, backups=settings.backups,
-                stale_hours=settings.stale_lock_hours)
-        except RegisterError as exc:
-            problems.append(f"{exc}: {len(pending)} note(s) for the register wait and are "
-                            "written at the next poll")
-            continue
-        written = [n["id"] for n in pending if n["receipt_no"] in done]
-        with journal.transaction():
-            journal.note_written(written, now)
-        missing = sorted({n["receipt_no"] for n in pending} - set(done))
-        if missing:
-            problems.append(f"rows {', '.join(f'{m}/{book_year}' for m in missing)} not found in "
-                            f"{path.name} for their note; retried at the next poll")
-    return problems
 
 
 # -- instructions a clerk writes in the register ----------------------------------------

@@ -276,3 +276,57 @@ def test_request_docs_note_waits_for_a_workbook_a_clerk_has_open_and_a_poll_writ
     assert note.count("ขอเอกสารเพิ่มเติม ครบกำหนด 24 เม.ย. 2569") == 1
     run_poll(office)  # written once
     assert openpyxl.load_workbook(book).worksheets[0]["G3"].value == note
+
+
+def test_send_result_refuses_a_second_result_or_a_disposed_matter_unless_forced(
+        office, dovecot, imap_account, smtp, monkeypatch, tmp_path):
+    from tests.conftest import deliver
+    from tests.test_intake_e2e import records, run_poll
+    from tests.test_matters_e2e import PERMIT, a_pdf, at, set_clock
+    from tests.test_matters_e2e import cli as matter_cli
+
+    set_clock(monkeypatch, at(16, 11))
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)
+    assert records(run_poll(office, "--json"))[0]["receipt_no"] == 1
+    document = str(a_pdf(tmp_path / "ใบอนุญาต.pdf"))
+    set_clock(monkeypatch, at(17))
+    first = matter_cli(office, "send-result", "1/2569", document, "--password", "none")
+    assert first.returncode == 0, first.stderr
+    sent_before = len(smtp.messages)
+
+    again = matter_cli(office, "send-result", "1/2569", document, "--password", "none")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert ("matter 1/2569 already has a result (1/2569, sent 17 เม.ย. 2569): check the receipt "
+            "number, or send anyway with --force REASON") in again.stderr
+    assert len(smtp.messages) == sent_before
+
+    forced = matter_cli(office, "send-result", "1/2569", document, "--password", "none",
+                        "--force", "ฉบับแก้ไขคำผิด")
+    assert forced.returncode == 0, forced.stderr
+    assert len(smtp.messages) > sent_before
+    story = matter_cli(office, "show", "1/2569").stdout
+    assert "result_check_overridden" in story and "reason: ฉบับแก้ไขคำผิด" in story
+
+
+def test_send_result_refuses_a_disposed_matter(office, dovecot, imap_account, smtp, monkeypatch,
+                                               tmp_path):
+    from tests.conftest import deliver
+    from tests.test_intake_e2e import records, run_poll
+    from tests.test_matters_e2e import PERMIT, a_pdf, at, set_clock
+    from tests.test_matters_e2e import cli as matter_cli
+
+    set_clock(monkeypatch, at(16, 11))
+    deliver(dovecot, imap_account, "INBOX", PERMIT.raw, PERMIT.received_at)
+    assert records(run_poll(office, "--json"))[0]["receipt_no"] == 1
+    # Disposed as the dispose command records it (the rules for when it may are its own).
+    from saraban_mail.journal import Journal
+    from saraban_mail.matters import DISPOSED
+
+    journal = Journal.open(office.parent / "data")
+    journal.add_event(2569, 1, kind="disposed", actor="นายกเทศมนตรี", now=at(17), state=DISPOSED,
+                      detail={"approved_by": "นายกเทศมนตรี"})
+    journal.close()
+    before = len(smtp.messages)
+    refused = matter_cli(office, "send-result", "1/2569", str(a_pdf(tmp_path / "r.pdf")))
+    assert refused.returncode == 2 and "matter 1/2569 was disposed (จำหน่ายเรื่อง)" in refused.stderr
+    assert len(smtp.messages) == before

@@ -270,6 +270,9 @@ refresh_token_days = {days}
 
 [network]
 retry_delays = [0.2]
+
+[policy]
+start_date = 2026-01-01  # the test mail is dated
 """
 
 

@@ -104,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--doc-no", help="the letter's own number (ที่), e.g. นม 0023/123")
     p.add_argument("--dry-run", action="store_true", help="show the message; send nothing")
     p.add_argument("--force", metavar="REASON",
-                   help="send for a high-risk matter whose identity is not verified (logged)")
+                   help="send for a high-risk matter whose identity is not verified, or one "
+                        "that already has a result or was disposed (logged)")
     p.set_defaults(func="results:cmd_send_result")
 
     def matter_parser(name: str, text: str):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from saraban_mail import matters
-from saraban_mail.calendar import buddhist_year
+from saraban_mail.calendar import buddhist_year, unsuitable_time
 from saraban_mail.cli.exits import EXIT_OK
 from saraban_mail.cli.office import Office, receipt
 from saraban_mail.config import load_config
@@ -45,7 +45,7 @@ def cmd_video_call(args: argparse.Namespace) -> int:
         at = parse_clerk_datetime(args.at, office.calendar.tz)
     except ValueError as exc:
         raise SarabanError(f"--at: {exc}") from None
-    why = matters.unsuitable_time(at, office.now(), office.calendar)
+    why = unsuitable_time(at, office.now(), office.calendar)
     if why and not args.force:
         raise SarabanError(f"no appointment at {thai_datetime(at)}: {'; '.join(why)} "
                            "(choose another time, or --force REASON)")

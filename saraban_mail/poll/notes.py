@@ -5,10 +5,10 @@ Each is written once, when the workbook is free, and marked in the journal."""
 
 from __future__ import annotations
 
-from saraban_mail import matters
+from saraban_mail import register_notes
 from saraban_mail.poll.context import Context, PollReport
 
 
 def run(ctx: Context, report: PollReport) -> None:
     if ctx.journal.pending_notes():
-        report.problems += matters.write_pending_notes(ctx.journal, ctx.config, ctx.clock())
+        report.problems += register_notes.write_pending_notes(ctx.journal, ctx.config, ctx.clock())
