@@ -330,3 +330,71 @@ def test_send_result_refuses_a_disposed_matter(office, dovecot, imap_account, sm
     refused = matter_cli(office, "send-result", "1/2569", str(a_pdf(tmp_path / "r.pdf")))
     assert refused.returncode == 2 and "matter 1/2569 was disposed (จำหน่ายเรื่อง)" in refused.stderr
     assert len(smtp.messages) == before
+
+
+def test_dry_run_says_on_every_line_and_record_that_nothing_was_changed(tmp_path):
+    from tests.offices import by_key, office_with
+
+    config = office_with(tmp_path, [by_key("building_permit"), by_key("english_html"),
+                                    by_key("gambling_spam")])
+    text = cli("poll", "--config", str(config), "--dry-run")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 3 and all(line.startswith("[dry run, nothing changed] ") for line in lines)
+    assert all("dry run" in line for line in text.stderr.splitlines())
+    assert text.stderr.splitlines()[-1].startswith("saraban-mail: dry run: nothing was changed")
+    as_json = cli("poll", "--config", str(config), "--dry-run", "--json")
+    got = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(got) == 3 and all(record["dry_run"] is True for record in got)
+    assert "dry run: nothing was changed" in as_json.stderr
+    assert not (tmp_path / "register" / "incoming-2569.xlsx").exists()
+    real = cli("poll", "--config", str(config), "--json")
+    assert all("dry_run" not in json.loads(line) for line in real.stdout.splitlines())
+
+
+def test_run_logs_its_start_and_stop_at_info_without_v_every_line_json_with_the_zone(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.offices import by_key, office_with
+
+    config = office_with(tmp_path, [by_key("building_permit")])
+    env = dict(os.environ, SARABAN_NOW="2026-11-23T09:10:00+07:00")
+    daemon = subprocess.Popen([sys.executable, "-m", "saraban_mail", "--log-format", "json",
+                               "run", "--config", str(config)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any((tmp_path / "register").glob("incoming-*")):
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    lines = [json.loads(line) for line in err.splitlines()]  # each line is JSON
+    messages = [(line["level"], line["message"].split(";")[0]) for line in lines]
+    assert ("info", "running") in messages
+    assert ("info", "stopping: the current poll finishes first") in messages
+    assert messages[-1] == ("info", "stopped")
+    assert any(m.startswith("poll done: 1 message(s) handled") for _, m in messages)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+07:00", line["time"])
+               for line in lines)
+
+
+def test_poll_with_json_logs_writes_only_json_to_stderr_even_a_dry_run_and_a_failure(tmp_path):
+    from tests.offices import by_key, office_with
+
+    config = office_with(tmp_path, [by_key("building_permit")])
+    dry = cli("--log-format", "json", "poll", "--config", str(config), "--dry-run")
+    assert dry.returncode == 0
+    logged = [json.loads(line) for line in dry.stderr.splitlines()]
+    assert logged and all(line["dry_run"] is True for line in logged)
+    assert logged[-1]["message"].startswith("dry run: nothing was changed")
+    broken = cli("--log-format", "json", "poll", "--config", str(tmp_path / "none.toml"))
+    (line,) = [json.loads(text) for text in broken.stderr.splitlines()]
+    assert line["level"] == "error" and "no configuration file" in line["message"]

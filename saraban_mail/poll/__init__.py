@@ -66,7 +66,7 @@ def poll(ctx: Context) -> PollReport:
         for name, stage in stages(ctx, poll_id):
             started = time.perf_counter()
             stage(ctx, report)
-            log.info("stage %s: %.3f s", name, time.perf_counter() - started)
+            log.debug("stage %s: %.3f s", name, time.perf_counter() - started)
     finally:
         release()  # workbooks kept for a write that did not come
     report.records = [output.handled(ctx.journal, copy)
