@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 
@@ -32,6 +33,7 @@ class Audit:
     pending: list[int]  # waiting in the journal (the workbook was open or unreadable)
     clashes: list[int]  # numbers on a service row and on a row a clerk typed
     missing_messages: tuple[int, ...] = ()
+    cancelled: list[int] = dataclass_field(default_factory=list)  # used, never given again
 
     @property
     def clean(self) -> bool:
@@ -43,16 +45,17 @@ class Audit:
         for label, numbers in (("gaps (no row)", self.gaps), ("duplicate numbers", self.duplicates),
                                ("rows missing from the sheet", self.missing),
                                ("waiting to be written", self.pending),
-                               ("numbers a clerk also typed", self.clashes)):
+                               ("numbers a clerk also typed", self.clashes),
+                               ("cancelled (kept, never given again)", self.cancelled)):
             if numbers:
                 out.append(f"{name}: {label}: {', '.join(map(str, numbers))}")
         return out
 
 
 def audit(year: int, path: Path, entries: list[Entry],
-          rows: list[tuple[int | None, str]]) -> Audit:
+          rows: list[tuple[int | None, str]], cancelled: tuple[int, ...] = ()) -> Audit:
     """`rows`: the number and the service's reference of each data row of the sheet
-    (no reference: a row a clerk typed)."""
+    (no reference: a row a clerk typed); `cancelled`: numbers cancelled, used all the same."""
     counts = Counter(number for number, _ in rows if number is not None)
     refs = {ref for _, ref in rows if ref}
     pending = sorted(e.number for e in entries if not e.written)
@@ -60,7 +63,7 @@ def audit(year: int, path: Path, entries: list[Entry],
     ours = {e.number for e in entries}
     clerk_numbers = {number for number, ref in rows if not ref and number is not None}
     highest = max([*counts, *pending, 0])
-    accounted = {*counts, *pending, *(e.number for e in missing)}
+    accounted = {*counts, *pending, *(e.number for e in missing), *cancelled}
     return Audit(
         year=year,
         path=path,
@@ -72,4 +75,5 @@ def audit(year: int, path: Path, entries: list[Entry],
         pending=pending,
         clashes=sorted(ours & clerk_numbers),
         missing_messages=tuple(e.message for e in missing),
+        cancelled=sorted(cancelled),
     )

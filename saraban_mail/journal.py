@@ -108,6 +108,18 @@ CREATE TABLE IF NOT EXISTS register_notes (
     created_at TEXT NOT NULL, written_at TEXT
 );
 CREATE INDEX IF NOT EXISTS register_notes_pending ON register_notes(written_at);
+-- Mail that needs a person (needs_review), listed for the clerks, and what they decided.
+CREATE TABLE IF NOT EXISTS reviews (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    year INTEGER NOT NULL, number INTEGER NOT NULL,  -- ลำดับ in that year's review list
+    noted_at TEXT NOT NULL,
+    listed_at TEXT,               -- its row written to register/review-YEAR.xlsx
+    decision TEXT, argument TEXT NOT NULL DEFAULT '', actor TEXT, via TEXT, decided_at TEXT,
+    carried_at TEXT,              -- the decision carried out in the journal
+    problem TEXT,                 -- why the clerk's last instruction could not be taken
+    outcome TEXT, outcome_written_at TEXT,
+    UNIQUE (year, number)
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
@@ -583,7 +595,7 @@ class Journal:
 
     def events(self, year: int, number: int) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT at, actor, kind, state, detail FROM events WHERE year = ? AND receipt_no = ?"
+            "SELECT id, at, actor, kind, state, detail FROM events WHERE year = ? AND receipt_no = ?"
             " ORDER BY id", (year, number),
         ).fetchall()
 
@@ -595,6 +607,11 @@ class Journal:
             "  AND s.state IS NOT NULL ORDER BY s.id DESC LIMIT 1) AS state,"
             " MAX(at) AS last_at FROM events e GROUP BY year, receipt_no ORDER BY year, receipt_no"
         ).fetchall()
+
+    def numbers_in_state(self, year: int, state: str) -> tuple[int, ...]:
+        """The receipt numbers of `year` whose matter is now in `state`."""
+        return tuple(m["receipt_no"] for m in self.matters()
+                     if m["year"] == year and m["state"] == state)
 
     def state_of(self, year: int, number: int) -> str | None:
         row = self.db.execute(
@@ -742,3 +759,61 @@ class Journal:
             " GROUP BY category ORDER BY category",  # every text that starts with `decided`
             (decided, decided + "\uffff"))
         return {row[0]: row[1] for row in rows}
+
+    # -- the review queue: mail that needs a person --------------------------------------
+
+    def unlisted_reviews(self) -> list[Stored]:
+        """needs_review mail not yet in the review queue, in order of arrival."""
+        return [Stored(row[0], row[1], Record.from_json(row[2])) for row in self.db.execute(
+            "SELECT m.id, m.identity, m.record FROM messages m LEFT JOIN reviews r"
+            " ON r.message = m.id WHERE m.category = 'needs_review' AND r.message IS NULL"
+            " ORDER BY m.official_received_at, m.id")]
+
+    def add_review(self, message: int, year: int, now: datetime) -> int:
+        """Put a message in `year`'s review queue; returns its number (ลำดับ) there."""
+        number = int(self.db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM reviews"
+                                     " WHERE year = ?", (year,)).fetchone()[0])
+        self.db.execute("INSERT INTO reviews (message, year, number, noted_at) VALUES (?,?,?,?)",
+                        (message, year, number, _iso(now)))
+        return number
+
+    def reviews(self, where: str = "1", params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Review entries with their message's identity and record; `where` on r.*."""
+        return self.db.execute(
+            "SELECT r.*, m.identity, m.record, m.receipt_year, m.receipt_no FROM reviews r"
+            f" JOIN messages m ON m.id = r.message WHERE {where} ORDER BY r.year, r.number",
+            params).fetchall()
+
+    def review(self, year: int, number: int) -> sqlite3.Row | None:
+        found = self.reviews("r.year = ? AND r.number = ?", (year, number))
+        return found[0] if found else None
+
+    def decide_review(self, message: int, *, decision: str, argument: str, actor: str, via: str,
+                      now: datetime) -> None:
+        self.db.execute(
+            "UPDATE reviews SET decision = ?, argument = ?, actor = ?, via = ?, decided_at = ?,"
+            " problem = NULL WHERE message = ? AND decision IS NULL",
+            (decision, argument, actor, via, _iso(now), message))
+
+    def update_review(self, message: int, **fields: Any) -> None:
+        names = ", ".join(f"{name} = ?" for name in fields)
+        self.db.execute(f"UPDATE reviews SET {names} WHERE message = ?",
+                        (*[_iso(v) if isinstance(v, datetime) else v for v in fields.values()],
+                         message))
+
+    def redecide(self, message: int, record: Record) -> None:
+        """A person's decision replaces the service's: category, rule, requester, record."""
+        self.db.execute(
+            "UPDATE messages SET category = ?, rule = ?, requester = ?, record = ? WHERE id = ?",
+            (str(record.category), record.rule, record.requester, record.to_json(), message))
+
+    def latest_copy(self, message: int) -> tuple[str, int, str] | None:
+        """Where the message is now: its last known copy that is not a second delivery."""
+        row = self.db.execute(
+            "SELECT folder, uidvalidity, uid FROM copies WHERE message = ? AND kind != 'duplicate'"
+            " ORDER BY rowid DESC LIMIT 1", (message,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def next_action_seq(self, message: int) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM actions WHERE message = ?",
+                                   (message,)).fetchone()[0])

@@ -16,7 +16,7 @@ class Column:
     key: str
     title: str
     width: int
-    kind: str = "text"  # text | number | date | datetime
+    kind: str = "text"  # text | number | date | datetime | link (a file beside the workbook)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,24 @@ INQUIRIES = RegisterKind("inquiries", "บันทึกการขอรั�
     REF,
 ))
 
-KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES)}
+# Mail the service could not decide (needs_review): received by law, so it has an
+# acknowledgement deadline; the clerk decides in คำสั่ง (see review.py), the service does it.
+REVIEW = RegisterKind("review", "รอตรวจสอบ", "รายการอีเมลรอเจ้าหน้าที่ตรวจสอบ", (
+    Column("number", "ลำดับ", 7, "number"),
+    Column("received_at", "วันเวลาที่อีเมลเข้าระบบ", 17, "datetime"),
+    Column("official_received_at", "วันเวลารับ (ตามกฎหมาย)", 17, "datetime"),
+    Column("ack_due", "กำหนดตอบรับ", 17, "datetime"),
+    Column("sender", "ผู้ส่ง", 28),
+    Column("subject", "เรื่อง", 34),
+    Column("why", "เหตุที่ต้องตรวจสอบ", 34),
+    Column("copy", "สำเนาอีเมล", 20, "link"),
+    Column("instruction", "คำสั่ง", 24),
+    Column("outcome", "ผลการดำเนินการ", 34),
+    REF,
+))
+REVIEW_COPIES = "review"  # register/review/<ref>.eml: the copies the clerks open
+
+KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES, REVIEW)}
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
 SUMMARY_SHEET = "สรุป"
 PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times

@@ -405,6 +405,8 @@ class ImapMailbox:
                 self.client.add_flags(wanted, [imapclient.SEEN], silent=True)
             elif action == "flag":
                 self.client.add_flags(wanted, [imapclient.FLAGGED], silent=True)
+            elif action == "unflag":  # a person has decided it
+                self.client.remove_flags(wanted, [imapclient.FLAGGED], silent=True)
             elif action == "move" and self.client.has_capability("MOVE"):
                 self.client.move(wanted, target)
                 moved = _copyuid(responses.pop("COPYUID", None))

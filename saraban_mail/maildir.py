@@ -72,6 +72,9 @@ class MaildirMailbox:
         elif action == "flag":
             message.add_flag("F")
             box[uid] = message
+        elif action == "unflag":
+            message.remove_flag("F")
+            box[uid] = message
         elif action == "move":
             self._box(target).add(message)  # Maildir.add keeps the delivery time
             box.remove(uid)

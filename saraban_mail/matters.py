@@ -1,8 +1,8 @@
 """Matters: a registered request after receipt, step by step, every step a journal event.
 
 States: received → (identity_pending → identity_verified) → awaiting_documents →
-documents_received → result_sent, or → to_dispose → disposed. Deadlines count working
-days on the same calendar as receipt times."""
+documents_received → result_sent, or → to_dispose → disposed, or cancelled (a number
+given by mistake). Deadlines count working days on the same calendar as receipt times."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
+from saraban_mail.calendar import BusinessCalendar, working_days_after
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.files import private_dir
@@ -38,6 +37,7 @@ DOCUMENTS_RECEIVED = "documents_received"
 RESULT_SENT = "result_sent"
 TO_DISPOSE = "to_dispose"
 DISPOSED = "disposed"
+CANCELLED = "cancelled"  # the receipt number cancelled (corrections.py); the row stays
 # States in which the matter waits for the citizen: silence here starts the hold.
 WAITING_ON_CITIZEN = (IDENTITY_PENDING, AWAITING_DOCUMENTS)
 WAITING_FOR = {
@@ -85,6 +85,10 @@ def on_registered(journal: Journal, year: int, number: int, record: Record,
     """The first events of a matter, and the news for the matter a reply belongs to."""
     state = IDENTITY_PENDING if record.high_risk else RECEIVED
     related = record.related_receipt
+    if record.reviewed:  # a person decided it from the review queue first
+        journal.add_event(year, number, kind="review_decided", actor=record.reviewed.actor,
+                          now=record.reviewed.at, detail={"decision": record.reviewed.decision,
+                                                          "via": record.reviewed.via})
     journal.add_event(year, number, kind="registered", actor="service", now=now, state=state,
                       detail={"subject": record.subject, "requester": record.requester,
                               "related_receipt": related})
@@ -128,7 +132,7 @@ def request_documents(journal: Journal, config: Config, templates: Templates,
         "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
         "hold_days": config.followup.hold_days,
     }
-    message_id = _mail_requester(
+    message_id = mail_requester(
         journal, config, templates, target, "request_documents", context, now,
         event="documents_requested", actor=actor, state=AWAITING_DOCUMENTS,
         detail={"items": items, "deadline": deadline.isoformat()},
@@ -136,7 +140,7 @@ def request_documents(journal: Journal, config: Config, templates: Templates,
     return deadline, message_id
 
 
-def _mail_requester(journal: Journal, config: Config, templates: Templates, target: Any,
+def mail_requester(journal: Journal, config: Config, templates: Templates, target: Any,
                     template: str, context: dict[str, Any], now: datetime, *, event: str,
                     actor: str, state: str | None = None,
                     detail: dict[str, Any] | None = None) -> str:
@@ -174,7 +178,7 @@ def video_call(journal: Journal, config: Config, templates: Templates, target: A
                "matter": target.subject, "requester_name": target.name,
                "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link,
                "high_risk": is_high_risk(journal, year, number)}
-    return _mail_requester(journal, config, templates, target, "video_call", context, now,
+    return mail_requester(journal, config, templates, target, "video_call", context, now,
                            event="video_call_appointed", actor=actor,
                            detail={"at": at.isoformat()} | ({"forced": forced} if forced else {}))
 
@@ -226,12 +230,17 @@ def identity_gate(journal: Journal, year: int, number: int, force: str | None,
 
 
 def dispose(journal: Journal, config: Config, year: int, number: int, approved_by: str,
-            now: datetime) -> list[str]:
+            now: datetime, force: str | None = None) -> list[str]:
+    """Close a matter the service proposed for disposal (or another one, with a reason)."""
     state = require(journal, year, number)
     if state == DISPOSED:
         raise MatterError(f"matter {number}/{year} is already disposed")
+    if state != TO_DISPOSE and not force:
+        raise MatterError(f"matter {number}/{year} is {state}, not proposed for disposal: "
+                          "the service proposes a matter after the hold (or --force REASON)")
+    detail = {"approved_by": approved_by, "previous_state": state}
     journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
-                      detail={"approved_by": approved_by, "previous_state": state})
+                      detail=detail | ({"forced": force} if force else {}))
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
                                                     f"เมื่อ {thai_date(now.date())}")],
                             journal, now)
@@ -286,94 +295,6 @@ def instructions_from_register(journal: Journal, config: Config, templates: Temp
                     config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
                     journal, now)
     return problems, unsettled
-
-
-# -- deadlines and the hold ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    year: int
-    number: int
-    kind: str  # documents_overdue | proposed_for_disposal | to_dispose
-    text: str
-
-
-def housekeeping(journal: Journal, config: Config, templates: Templates,
-                 calendar: BusinessCalendar, now: datetime,
-                 target_of: Callable[[int, int], Any]) -> list[Finding]:
-    """Overdue documents (one reminder) and matters silent past the hold (proposed for
-    disposal, listed in register/to-dispose.xlsx for the head of agency)."""
-    findings = []
-    today = now.astimezone(calendar.tz).date()
-    for matter in journal.matters():
-        year, number, state = matter["year"], matter["receipt_no"], matter["state"]
-        events = journal.events(year, number)
-        if state == AWAITING_DOCUMENTS:
-            asked = next(e for e in reversed(events) if e["kind"] == "documents_requested")
-            deadline = date.fromisoformat(json.loads(asked["detail"])["deadline"])
-            if deadline < today:
-                findings.append(Finding(year, number, "documents_overdue",
-                                        f"documents were due {thai_date(deadline)}"))
-                reminded = any(e["kind"] == "reminder_sent" and e["at"] > asked["at"]
-                               for e in events)
-                if config.followup.reminder and not reminded:
-                    _remind(journal, config, templates, target_of(year, number), deadline, now)
-        if state in WAITING_ON_CITIZEN:
-            last = datetime.fromisoformat(events[-1]["at"]).astimezone(calendar.tz).date()
-            silent = (working_days_between(last, today, calendar)
-                      if config.followup.hold_in_working_days else (today - last).days)
-            if silent >= config.followup.hold_days:
-                journal.add_event(year, number, kind="proposed_for_disposal", actor="service",
-                                  now=now, state=TO_DISPOSE, detail={"silent_days": silent})
-                findings.append(Finding(year, number, "proposed_for_disposal",
-                                        f"no contact for {silent} days: proposed for disposal"))
-        elif state == TO_DISPOSE:
-            findings.append(Finding(year, number, "to_dispose", "awaits the head's approval"))
-    write_disposal_list(journal, config, calendar)
-    return findings
-
-
-def _remind(journal: Journal, config: Config, templates: Templates, target: Any,
-            deadline: date, now: datetime) -> None:
-    context = {"agency": config.agency, "receipt": f"{target.receipt_no}/{target.receipt_year}",
-               "matter": target.subject, "requester_name": target.name,
-               "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
-               "hold_days": config.followup.hold_days}
-    _mail_requester(journal, config, templates, target, "documents_reminder", context, now,
-                    event="reminder_sent", actor="service")
-
-
-def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCalendar) -> Path:
-    """register/to-dispose.xlsx: the matters proposed for disposal (จำหน่ายเรื่อง)."""
-    import openpyxl
-
-    from saraban_mail.register import save_atomically
-
-    path = config.paths.register_dir / "to-dispose.xlsx"
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = "เสนอจำหน่ายเรื่อง"
-    sheet.append([f"เรื่องที่เสนอหัวหน้าหน่วยงานพิจารณาจำหน่าย {config.agency.name_th}"])
-    sheet.append(["เลขทะเบียนรับ", "เรื่อง", "ผู้ขอ", "ติดต่อครั้งสุดท้าย", "เสนอเมื่อ",
-                  "ความเห็น/อนุมัติ"])
-    for matter in journal.matters():
-        if matter["state"] != TO_DISPOSE:
-            continue
-        events = journal.events(matter["year"], matter["receipt_no"])
-        first = json.loads(events[0]["detail"])
-        proposed = next(e for e in reversed(events) if e["kind"] == "proposed_for_disposal")
-        contact = [e for e in events if e["kind"] != "proposed_for_disposal"][-1]
-        sheet.append([
-            f"{matter['receipt_no']}/{matter['year']}", first.get("subject", ""),
-            first.get("requester", ""),
-            thai_date(datetime.fromisoformat(contact["at"]).astimezone(calendar.tz).date()),
-            thai_date(datetime.fromisoformat(proposed["at"]).astimezone(calendar.tz).date()), "",
-        ])
-    for column, width in zip("ABCDEF", (14, 40, 30, 16, 16, 30), strict=True):
-        sheet.column_dimensions[column].width = width
-    save_atomically(book, path, backups=0)
-    return path
 
 
 # -- the story ------------------------------------------------------------------------------

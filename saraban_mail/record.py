@@ -37,6 +37,17 @@ class WatchedOrigin:
 
 
 @dataclass(frozen=True)
+class ReviewNote:
+    """A person's decision on mail the service could not decide (review.py)."""
+
+    decision: str  # review.DECISIONS
+    actor: str
+    at: datetime
+    via: str  # "register" (typed in คำสั่ง) or "command"
+    why: str = ""  # why the service had left it to a person
+
+
+@dataclass(frozen=True)
 class Record:
     message_id: str
     thread_id: str  # the mail our replies thread to (the citizen's own, for a staff forward)
@@ -68,6 +79,7 @@ class Record:
     # whether it asks for information (the inquiry log).
     related_receipt: str | None = None
     inquiry: bool = False
+    reviewed: ReviewNote | None = None  # decided by a person from the review queue
 
     @property
     def requester_label(self) -> str:
@@ -110,12 +122,16 @@ class Record:
         if self.category.registered:
             data["related_receipt"] = self.related_receipt
             data["inquiry"] = self.inquiry
+        if self.reviewed is not None:
+            note = self.reviewed
+            data["reviewed"] = {"decision": note.decision, "actor": note.actor,
+                                "at": note.at.isoformat(), "via": note.via, "why": note.why}
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Record:
         data = json.loads(text)
-        watched = data.get("watched")
+        watched, reviewed = data.get("watched"), data.get("reviewed")
         return cls(
             message_id=data.get("message_id", ""),
             thread_id=data.get("thread_id") or "",
@@ -147,6 +163,10 @@ class Record:
             if watched else None,
             related_receipt=data.get("related_receipt"),
             inquiry=bool(data.get("inquiry")),
+            reviewed=ReviewNote(reviewed["decision"], reviewed["actor"],
+                                datetime.fromisoformat(reviewed["at"]), reviewed["via"],
+                                reviewed.get("why", ""))
+            if reviewed else None,
         )
 
 

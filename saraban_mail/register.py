@@ -40,6 +40,7 @@ from saraban_mail.layout import (  # noqa: F401 (the register's vocabulary, re-e
     OUTGOING,
     PRINTED_COLUMNS,
     REF,
+    REVIEW,
     SUMMARY_SHEET,
     TITLE_ROW,
     Column,
@@ -332,6 +333,10 @@ def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
         )
     elif column.kind == "number":
         cell.value = int(value)
+    elif column.kind == "link":  # a path relative to the workbook: a click opens the file
+        cell.value = safe_text(str(value))
+        cell.hyperlink = cell.value
+        cell.data_type = "s"
     else:
         text = safe_text(str(value))
         cell.value = text
@@ -343,7 +348,9 @@ def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
     if styles is not None and key in styles:
         cell._style = copy(styles[key])
         return
-    cell.font = Font(name=look.font, size=look.size)
+    cell.font = Font(name=look.font, size=look.size,
+                     **({"color": "0563C1", "underline": "single"} if column.kind == "link" and not empty
+                        else {}))
     cell.alignment = Alignment(vertical="top", wrap_text=True)
     cell.border = _thin()
     if not empty and column.kind in ("date", "datetime"):
@@ -424,6 +431,17 @@ def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: 
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 1
 
 
+def last_modified_by(path: Path) -> str:
+    """Who saved the workbook last, as the spreadsheet program recorded it ('' if unknown)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            core = archive.read("docProps/core.xml").decode("utf-8", "replace")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return ""
+    found = re.search(r"<cp:lastModifiedBy>([^<]*)</cp:lastModifiedBy>", core)
+    return found.group(1).strip() if found else ""
+
+
 def foreign_drawings(path: Path) -> list[str]:
     """Sheets other than สรุป that hold charts, pictures or shapes: openpyxl would drop
     them on save, so the service refuses to write rather than lose a clerk's work."""
@@ -458,9 +476,10 @@ class WriteResult:
 def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str, Any]], *,
                 fill: dict[str, dict[str, Any]] | None = None, look: Look = Look(),
                 summary: Summary | None = None, agency: str = "", backups: int = 10,
-                stale_hours: float = 12.0) -> WriteResult:
+                stale_hours: float = 12.0, own: tuple[str, ...] = ()) -> WriteResult:
     """Append our rows (dicts keyed by column; `ref` identifies each), fill our own cells
-    of rows written earlier (`fill`: ref -> {key: value}), rebuild the summary; one save."""
+    of rows written earlier (`fill`: ref -> {key: value}; only empty ones, except the
+    columns in `own`, which the service rewrites), rebuild the summary; one save."""
     ensure_free(path, stale_hours)
     if path.exists():
         drawings = foreign_drawings(path)
@@ -497,7 +516,8 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
         target = by_ref.get(ref)
         for key, value in values.items():
             column = next(c for c in kind.columns if c.key == key)
-            if target is not None and sheet.cell(target.row, columns[key]).value in (None, ""):
+            if target is not None and (key in own or sheet.cell(target.row, columns[key]).value
+                                       in (None, "")):
                 write_cell(sheet, target.row, columns[key], column, value, look, styles)
     _extend_filter(sheet, last)
     _extend_print_area(sheet, last, existed=path.exists())

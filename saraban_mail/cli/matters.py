@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from saraban_mail import matters
+from saraban_mail import followup, matters
 from saraban_mail.calendar import buddhist_year, unsuitable_time
 from saraban_mail.cli.exits import EXIT_OK
 from saraban_mail.cli.office import Office, receipt
@@ -70,7 +70,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     from saraban_mail import results
 
     office = Office(args)
-    findings = matters.housekeeping(
+    findings = followup.housekeeping(
         office.journal, office.config, office.templates, office.calendar, office.now(),
         lambda year, number: results.find_target(office.journal, office.config, year, number),
     )
@@ -88,8 +88,8 @@ def cmd_dispose(args: argparse.Namespace) -> int:
     office = Office(args)
     number, year = receipt(args.receipt, args.year)
     problems = matters.dispose(office.journal, office.config, year, number, args.approved_by,
-                               office.now())
-    matters.write_disposal_list(office.journal, office.config, office.calendar)
+                               office.now(), force=args.force)
+    followup.write_disposal_list(office.journal, office.config, office.calendar)
     print(f"matter {number}/{year} disposed, approved by {args.approved_by}")
     return office.finish(problems)
 
@@ -97,7 +97,13 @@ def cmd_dispose(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     office = Office(args)
     number, year = receipt(args.receipt, args.year)
-    for line in matters.history(office.journal, year, number, office.calendar):
+    if args.review:
+        from saraban_mail.cli.review import history
+
+        lines = history(office.journal, year, number)
+    else:
+        lines = matters.history(office.journal, year, number, office.calendar)
+    for line in lines:
         print(line)
     return office.finish([])
 
@@ -130,3 +136,38 @@ def cmd_faq(args: argparse.Namespace) -> int:
 
 def _day(value: Any) -> str:
     return value.date().isoformat() if isinstance(value, datetime) else ""
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    """Cancel a receipt number: the row stays, marked; the number is never given again."""
+    from saraban_mail import corrections
+    from saraban_mail.rules import load_rules
+
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    how, reason = ((corrections.SPAM, "สแปม") if args.spam else
+                   (corrections.WRONG_AGENCY, args.wrong_agency) if args.wrong_agency else
+                   (corrections.CANCEL, args.cancel))
+    problems = corrections.cancel(
+        office.journal, office.config, load_rules(office.config.paths.rules_dir),
+        office.calendar, office.templates, year, number, how, reason, office.actor,
+        office.now())
+    print(f"receipt {number}/{year} cancelled ({how}); the row stays and the number is not "
+          "given again" + ("; the mail goes to Trash at the next poll" if args.spam else ""))
+    return office.finish(problems + office.send())
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from saraban_mail import corrections
+
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    kind, problems = corrections.undo(office.journal, office.config, year, number, args.reason,
+                                      office.actor, office.now())
+    state = office.journal.state_of(year, number)
+    print(f"matter {number}/{year}: {kind} undone; now {state}"
+          + ("; mail it sent cannot be recalled" if kind in ("documents_requested",
+                                                             "video_call_appointed") else ""))
+    if kind == "disposed":
+        followup.write_disposal_list(office.journal, office.config, office.calendar)
+    return office.finish(problems)

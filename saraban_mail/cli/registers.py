@@ -31,7 +31,8 @@ def audit_registers(config: Config, journal: Journal, years: list[int], *,
             rows = [(r.number, r.ref) for r in read_rows(path, INCOMING)[1]] if path.exists() else []
         entries = [Entry(number, service_ref(identity), written_at is not None, message)
                    for number, identity, written_at, message in journal.register_entries(year)]
-        found.append(audit(year, path, entries, rows))
+        found.append(audit(year, path, entries, rows,
+                           journal.numbers_in_state(year, "cancelled")))
     return found
 
 

@@ -15,6 +15,8 @@ from saraban_mail.audit import Audit
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
 from saraban_mail.cli.registers import audit_registers
+from saraban_mail.cli.review import line as review_line
+from saraban_mail.cli.review import waiting
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
@@ -58,6 +60,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
+            # Mail a person must decide (needs_review), each with its deadline.
+            "review": waiting(journal),
             "warnings": late_poll + oauth.warnings(config, moment),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
@@ -163,6 +167,8 @@ def _print_status(status: dict[str, Any], registers: list[Audit]) -> None:
     print(f"acknowledgements still due: {len(acks['due'])}, sent late: {len(acks['late'])}")
     _print_some([f"{item['receipt']}  due {item['due'][:16]}  sent {(item['sent'] or '-')[:16]}"
                  for item in acks["due"] + acks["late"]])
+    print(f"waiting for a person: {len(status['review'])} mail(s) (saraban-mail review)")
+    _print_some([review_line(item) for item in status["review"]])
     print(f"matters by state: {status['matters']['by_state']}")
     _print_some([f"{item['receipt']}  {item['state']}: waiting for {item['waiting_for']}"
                  for item in status["matters"]["waiting"]])

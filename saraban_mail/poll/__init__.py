@@ -1,7 +1,8 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
-    watched → intake → numbering → registering → notes → clerk_instructions → housekeeping
-            → sending → delivering (results) → mailbox_actions → alerts
+    watched → intake → reviewing (decisions) → numbering → registering → notes
+            → reviewing (the list) → clerk_instructions → housekeeping → sending
+            → delivering (results) → mailbox_actions → alerts
 
 Each stage is a module of this package with a `run(ctx, report)`: it takes its work from
 the journal and marks it done there, so a poll that crashes anywhere is finished by the
@@ -30,6 +31,7 @@ from saraban_mail.poll import (
     numbering,
     output,
     registering,
+    reviewing,
     sending,
     watched,
 )
@@ -48,10 +50,13 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
     found: list[tuple[str, Stage]] = []
     if not ctx.dry_run and ctx.config.watch:
         found.append(("watch", watched.run))
-    found += [("intake", functools.partial(intake.run, poll_id=poll_id)),
-              ("number", numbering.run)]
+    found.append(("intake", functools.partial(intake.run, poll_id=poll_id)))
+    if not ctx.dry_run:
+        found.append(("review", reviewing.run))
+    found.append(("number", numbering.run))
     if not ctx.dry_run:
         found += [("write_register", registering.run), ("register_notes", notes.run),
+                  ("write_review", reviewing.write),
                   ("clerk_instructions", clerk_instructions.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),

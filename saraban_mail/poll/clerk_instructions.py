@@ -1,12 +1,12 @@
-"""Stage 4, the clerks' instructions: lines a clerk typed in the register (today
-"ขอเอกสาร: ..." in การปฏิบัติ), carried out once each; then each register's rows noted.
+"""Stage 4, the clerks' instructions: lines a clerk typed in the register's การปฏิบัติ
+("ขอเอกสาร: ...", "ยกเลิกเลขรับ: ..."), carried out once each; then each register noted.
 
 The note (numbers, references and the file's identity) lets the next poll's numbering and
 `status` skip a workbook no one has saved since."""
 
 from __future__ import annotations
 
-from saraban_mail import matters, results
+from saraban_mail import corrections, matters, results
 from saraban_mail.errors import RegisterError
 from saraban_mail.layout import INCOMING, incoming_path, stamp
 from saraban_mail.poll.context import Context, PollReport
@@ -19,7 +19,10 @@ def run(ctx: Context, report: PollReport) -> None:
         lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
     )
     report.problems += problems
-    note_sheets(ctx, unsettled)
+    problems, cancelled = corrections.cancellations_from_register(
+        ctx.journal, ctx.config, ctx.rules, ctx.calendar, ctx.templates, ctx.clock())
+    report.problems += problems
+    note_sheets(ctx, unsettled | cancelled)
 
 
 def note_sheets(ctx: Context, unsettled: set[int]) -> None:

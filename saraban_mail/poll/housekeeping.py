@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from saraban_mail import matters, results
+from saraban_mail import followup, results
 from saraban_mail.errors import RegisterError
 from saraban_mail.poll.context import Context, PollReport
 
@@ -17,7 +17,7 @@ def run(ctx: Context, report: PollReport) -> None:
     if ctx.journal.get_meta("housekeeping") == today:
         return
     try:
-        findings = matters.housekeeping(
+        findings = followup.housekeeping(
             ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
             lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
         )

@@ -158,7 +158,7 @@ def record_new(ctx: Context, fetched: Fetched, mail: Incoming, record: Record, p
     journal = ctx.journal
     if not ctx.dry_run:
         # Files first: a crash before the journal commit only means writing them again.
-        _keep_files(ctx, mail, record.category, fetched.raw)
+        keep_files(ctx, mail, record.category, fetched.raw)
     with journal.transaction():
         message = journal.add_message(identity=mail.identity, uidvalidity=fetched.uidvalidity,
                                       record=record, poll=poll_id, now=now)
@@ -213,15 +213,20 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         channel=d.channel,
         received_at=received,
         official_received_at=official_received_at(received, cal),
-        ack_due=ack_due(received, cal) if d.category.registered else None,
-        attachments=tuple(AttachmentNote(a.name, a.content_type, a.size, a.sha256)
-                          for a in mail.attachments),
+        # Mail a person must read was received too: it has the same deadline.
+        ack_due=ack_due(received, cal) if d.category.registered
+        or d.category == Category.NEEDS_REVIEW else None,
+        attachments=attachment_notes(mail),
         planned=_planned(ctx, fetched, d),
         text_sha=text_sha,
         watched=watched,
         related_receipt=related_receipt,
         inquiry=inquiry,
     )
+
+
+def attachment_notes(mail: Incoming) -> tuple[AttachmentNote, ...]:
+    return tuple(AttachmentNote(a.name, a.content_type, a.size, a.sha256) for a in mail.attachments)
 
 
 def _planned(ctx: Context, fetched: Fetched, d: Decision) -> tuple[str, ...]:
@@ -251,7 +256,8 @@ def mailbox_actions(ctx: Context, fetched: Fetched, category: Category) -> list[
     return [first, ("move", folders.inbox)] if fetched.folder == folders.junk else [first]
 
 
-def _keep_files(ctx: Context, mail: Incoming, category: Category, raw: bytes) -> None:
+def keep_files(ctx: Context, mail: Incoming, category: Category, raw: bytes) -> None:
+    """The raw mail of what needs a person; the attachments of what is registered."""
     data = ctx.config.paths.data_dir
     if category == Category.NEEDS_REVIEW:
         private_write(data / "review" / f"{mail.identity}.eml", raw)

@@ -23,12 +23,22 @@ def run(ctx: Context, report: PollReport) -> None:
         report.problems.append(f"marking and moving mail failed ({failed}); retried next poll")
 
 
+def _as_spam(ctx: Context, row: Any) -> dict[str, str]:
+    """"trash", a mail a person found to be spam: as intake treats spam (spam_action)."""
+    if row["action"] != "trash":
+        return {}
+    trash = ctx.mailbox.folders.trash
+    if ctx.config.policy.spam_action == "delete":
+        return {"action": "delete", "target": ""}
+    return {"action": "move", "target": trash} if trash else {"action": "seen", "target": ""}
+
+
 def apply_pending(ctx: Context, report: PollReport) -> None:
     """Each message's actions in order (seen or flag before move)."""
     journal = ctx.journal
     steps: dict[int, list[Any]] = defaultdict(list)
     for row in journal.pending_actions():  # ordered by message, then seq
-        steps[row["message"]].append(row)
+        steps[row["message"]].append(dict(row) | _as_spam(ctx, row))
     for step in range(max((len(rows) for rows in steps.values()), default=0)):
         groups: dict[tuple[str, int, str, str], list[Any]] = defaultdict(list)
         for rows in steps.values():

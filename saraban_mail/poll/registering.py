@@ -44,6 +44,11 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         remarks.append(f"ส่งถึง {seen.address or seen.watch} (กล่องจดหมายเจ้าหน้าที่) "
                        f"เมื่อ {thai_datetime(arrived)}; ระบบคัดลอกเข้าอีเมลกลาง "
                        "วันเวลารับคือเวลาที่อีเมลกลางได้รับ")
+    if record.reviewed:
+        note = record.reviewed
+        remarks.append(f"ระบบส่งให้เจ้าหน้าที่ตรวจ; {note.actor} สั่งลงรับเมื่อ "
+                       f"{thai_datetime(note.at.astimezone(calendar.tz))} "
+                       "(วันเวลารับตามกฎหมายคือเมื่ออีเมลเข้าระบบ จึงลงรับและตอบรับล่าช้า)")
     if record.folder == junk:
         remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
     return {

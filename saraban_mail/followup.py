@@ -1,0 +1,112 @@
+"""The daily follow-up of matters: documents overdue (one reminder), matters silent past
+the hold (proposed for disposal), and the list of them for the head of agency.
+
+Run once a day by the poll (poll/housekeeping.py) and by `saraban-mail deadlines`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from saraban_mail.calendar import BusinessCalendar, working_days_between
+from saraban_mail.config import Config
+from saraban_mail.journal import Journal
+from saraban_mail.matters import (
+    AWAITING_DOCUMENTS,
+    TO_DISPOSE,
+    WAITING_ON_CITIZEN,
+    mail_requester,
+)
+from saraban_mail.thaitext import thai_date
+
+if TYPE_CHECKING:
+    from saraban_mail.replies import Templates
+
+
+@dataclass(frozen=True)
+class Finding:
+    year: int
+    number: int
+    kind: str  # documents_overdue | proposed_for_disposal | to_dispose
+    text: str
+
+
+def housekeeping(journal: Journal, config: Config, templates: Templates,
+                 calendar: BusinessCalendar, now: datetime,
+                 target_of: Callable[[int, int], Any]) -> list[Finding]:
+    """Overdue documents (one reminder) and matters silent past the hold (proposed for
+    disposal, listed in register/to-dispose.xlsx for the head of agency)."""
+    findings = []
+    today = now.astimezone(calendar.tz).date()
+    for matter in journal.matters():
+        year, number, state = matter["year"], matter["receipt_no"], matter["state"]
+        events = journal.events(year, number)
+        if state == AWAITING_DOCUMENTS:
+            asked = next(e for e in reversed(events) if e["kind"] == "documents_requested")
+            deadline = date.fromisoformat(json.loads(asked["detail"])["deadline"])
+            if deadline < today:
+                findings.append(Finding(year, number, "documents_overdue",
+                                        f"documents were due {thai_date(deadline)}"))
+                reminded = any(e["kind"] == "reminder_sent" and e["at"] > asked["at"]
+                               for e in events)
+                if config.followup.reminder and not reminded:
+                    _remind(journal, config, templates, target_of(year, number), deadline, now)
+        if state in WAITING_ON_CITIZEN:
+            last = datetime.fromisoformat(events[-1]["at"]).astimezone(calendar.tz).date()
+            silent = (working_days_between(last, today, calendar)
+                      if config.followup.hold_in_working_days else (today - last).days)
+            if silent >= config.followup.hold_days:
+                journal.add_event(year, number, kind="proposed_for_disposal", actor="service",
+                                  now=now, state=TO_DISPOSE, detail={"silent_days": silent})
+                findings.append(Finding(year, number, "proposed_for_disposal",
+                                        f"no contact for {silent} days: proposed for disposal"))
+        elif state == TO_DISPOSE:
+            findings.append(Finding(year, number, "to_dispose", "awaits the head's approval"))
+    write_disposal_list(journal, config, calendar)
+    return findings
+
+
+def _remind(journal: Journal, config: Config, templates: Templates, target: Any,
+            deadline: date, now: datetime) -> None:
+    context = {"agency": config.agency, "receipt": f"{target.receipt_no}/{target.receipt_year}",
+               "matter": target.subject, "requester_name": target.name,
+               "deadline_th": thai_date(deadline), "deadline_en": deadline.strftime("%d %b %Y"),
+               "hold_days": config.followup.hold_days}
+    mail_requester(journal, config, templates, target, "documents_reminder", context, now,
+                    event="reminder_sent", actor="service")
+
+
+def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCalendar) -> Path:
+    """register/to-dispose.xlsx: the matters proposed for disposal (จำหน่ายเรื่อง)."""
+    import openpyxl
+
+    from saraban_mail.register import save_atomically
+
+    path = config.paths.register_dir / "to-dispose.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "เสนอจำหน่ายเรื่อง"
+    sheet.append([f"เรื่องที่เสนอหัวหน้าหน่วยงานพิจารณาจำหน่าย {config.agency.name_th}"])
+    sheet.append(["เลขทะเบียนรับ", "เรื่อง", "ผู้ขอ", "ติดต่อครั้งสุดท้าย", "เสนอเมื่อ",
+                  "ความเห็น/อนุมัติ"])
+    for matter in journal.matters():
+        if matter["state"] != TO_DISPOSE:
+            continue
+        events = journal.events(matter["year"], matter["receipt_no"])
+        first = json.loads(events[0]["detail"])
+        proposed = next(e for e in reversed(events) if e["kind"] == "proposed_for_disposal")
+        contact = [e for e in events if e["kind"] != "proposed_for_disposal"][-1]
+        sheet.append([
+            f"{matter['receipt_no']}/{matter['year']}", first.get("subject", ""),
+            first.get("requester", ""),
+            thai_date(datetime.fromisoformat(contact["at"]).astimezone(calendar.tz).date()),
+            thai_date(datetime.fromisoformat(proposed["at"]).astimezone(calendar.tz).date()), "",
+        ])
+    for column, width in zip("ABCDEF", (14, 40, 30, 16, 16, 30), strict=True):
+        sheet.column_dimensions[column].width = width
+    save_atomically(book, path, backups=0)
+    return path
