@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
+from saraban_mail.thaitext import thai_date
+
 if TYPE_CHECKING:
     import holidays
 
@@ -104,3 +106,21 @@ def working_days_between(start: date, end: date, cal: BusinessCalendar) -> int:
 def buddhist_year(moment: date | datetime) -> int:
     """พ.ศ. = ค.ศ. + 543."""
     return moment.year + 543
+
+
+def unsuitable_time(at: datetime, now: datetime, calendar: BusinessCalendar) -> list[str]:
+    """Why an appointment at `at` should not be made without --force: in the past, not a
+    working day (weekend, holiday), outside office hours."""
+    local = at.astimezone(calendar.tz)
+    why = []
+    if at <= now:
+        why.append("it is in the past")
+    holiday = calendar.holiday_name(local.date())
+    if holiday:
+        why.append(f"{thai_date(local.date())} is a holiday ({holiday})")
+    elif local.weekday() >= 5:
+        why.append(f"{thai_date(local.date())} is a {local:%A}")
+    if not calendar.opening <= local.time() < calendar.closing:
+        why.append(f"{local:%H.%M} is outside office hours ({calendar.opening:%H.%M}-"
+                   f"{calendar.closing:%H.%M})")
+    return why

@@ -11,8 +11,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
+from saraban_mail.config_text import (
+    decode_config,
+    did_you_mean,
+    for_people,
+    gregorian_date,
+    read_secret,
+    where,
+)
 from saraban_mail.errors import ConfigError
 
 
@@ -40,15 +48,6 @@ class Agency(_Section):
 class MailboxSection(_Section):
     backend: Literal["imap", "maildir"] = "imap"
     maildir: Path = Path("maildir")
-
-
-def _secret(value: str, file: Path | None) -> str:
-    if value or file is None:
-        return value
-    try:
-        return file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from exc
 
 
 Auth = Literal["password", "xoauth2", "oauthbearer"]
@@ -99,7 +98,8 @@ class Imap(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file)
+        return read_secret(self.password, self.password_file, "imap.password_file",
+                       "SARABAN_IMAP__PASSWORD")
 
 
 class Smtp(_Server):
@@ -116,7 +116,8 @@ class Smtp(_Server):
     ca_file: Path | None = None
 
     def secret(self) -> str:
-        return _secret(self.password, self.password_file)
+        return read_secret(self.password, self.password_file, "smtp.password_file (the SMTP login)",
+                       "SARABAN_SMTP__PASSWORD")
 
 
 class Network(_Section):
@@ -140,7 +141,8 @@ class OAuth(_Section):
     warn_days: int = Field(default=14, ge=0)
 
     def secret(self) -> str:
-        return _secret(self.client_secret, self.client_secret_file)
+        return read_secret(self.client_secret, self.client_secret_file, "oauth.client_secret_file",
+                       "SARABAN_OAUTH__CLIENT_SECRET")
 
 
 class OfficeHours(_Section):
@@ -166,12 +168,18 @@ class Schedule(_Section):
 
 
 class Policy(_Section):
+    # Mail received before this date is left alone. A Buddhist-era year is converted.
+    # Unset: the first poll of a new journal takes its own day and keeps it in the journal
+    # (meta `start_date`), so a mailbox with years of history is not acknowledged.
     start_date: date | None = None
     spam_action: Literal["trash", "delete"] = "trash"
     max_replies_per_sender_per_day: int = Field(default=5, ge=0)
     # A message larger than this is not downloaded: its header is, and it is flagged for a
     # clerk to read in the mail program (memory stays bounded: see tests/RELIABILITY.md).
     max_message_mb: float = Field(default=40.0, gt=0)
+
+    _be_start = field_validator("start_date", mode="before")(classmethod(
+        lambda cls, value: gregorian_date(value)))
 
 
 class Replies(_Section):
@@ -281,6 +289,13 @@ class Watch(Imap):
     # `watching.lookback_days` before that poll (never the mailbox's whole history).
     start_date: date | None = None
 
+    _be_start = field_validator("start_date", mode="before")(classmethod(
+        lambda cls, value: gregorian_date(value)))
+
+    def secret(self) -> str:
+        return read_secret(self.password, self.password_file,
+                       f"watch '{self.name}' password_file")
+
     @property
     def watched_address(self) -> str:
         return (self.address or (self.username if "@" in self.username else "")).strip().lower()
@@ -353,32 +368,40 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """Read the TOML file, apply SARABAN_* overrides, resolve relative paths."""
+    """Read the TOML file, apply SARABAN_* overrides, resolve relative paths. Every
+    mistake in the file is reported at once, each as one line a person can act on."""
     path = config_path(explicit).absolute()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"no configuration file at {path} (copy config.example.toml to config.toml)"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(decode_config(data, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(raw) - set(Config.model_fields) - {"source"})
     if unknown:
-        raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}]"
+                          + did_you_mean(unknown[0], list(Config.model_fields)))
 
     class _FromFile(Config):
         @classmethod
         def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+            # The file as read above (BOM, cp874), under the environment's overrides.
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, raw))
 
     try:
         loaded = _FromFile()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{path}: {key}: {message}") from None
+        lines = [f"{where(error['loc'])}: {for_people(error, Config)}" for error in exc.errors()]
+        if len(lines) == 1:
+            raise ConfigError(f"{path}: {lines[0]}") from None
+        raise ConfigError(f"{path}: {len(lines)} settings to fix:\n  "
+                          + "\n  ".join(lines)) from None
     config = Config.model_validate(loaded.model_dump())
     return _resolve_paths(config, path.parent)
 

@@ -75,7 +75,7 @@ def cancel(journal: Journal, config: Config, rules: RuleSet, calendar: BusinessC
                           detail=detail)
     return matters.note_in_register(config, year, [(number, (
         f"ยกเลิกเลขรับ: {label} (โดย {actor} เมื่อ {thai_datetime(now)}; "
-        "เลขนี้ไม่นำไปใช้ซ้ำ)"))], journal)
+        "เลขนี้ไม่นำไปใช้ซ้ำ)"))], journal, now)
 
 
 def _tell_wrong_agency(journal: Journal, config: Config, rules: RuleSet,
@@ -154,5 +154,5 @@ def undo(journal: Journal, config: Config, year: int, number: int, reason: str, 
     label = {"disposed": "การจำหน่ายเรื่อง", "cancelled": "การยกเลิกเลขรับ"}.get(step["kind"])
     problems = matters.note_in_register(config, year, [(number, (
         f"ยกเลิก{label} (โดย {actor} เมื่อ {thai_datetime(now)}"
-        + (f": {reason}" if reason else "") + ")"))], journal) if label else []
+        + (f": {reason}" if reason else "") + ")"))], journal, now) if label else []
     return step["kind"], problems

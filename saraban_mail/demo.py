@@ -265,6 +265,11 @@ pickup_dir = "outbox-mail"
 
 [staff]
 addresses = ["{staff}"]
+
+[policy]
+# The sample mail is dated: read all of it. An office sets the day the service starts, or
+# leaves it unset for the first poll's own day.
+start_date = 2026-01-01
 """
 
 

@@ -99,6 +99,17 @@ CREATE TABLE IF NOT EXISTS watched (
     noted_at TEXT NOT NULL,
     copied_at TEXT                -- set once the saraban inbox holds the copy
 );
+-- Lines to add to a register row (a step's note in การปฏิบัติ, a mark), written when the
+-- workbook is free: at once, or by a later poll when a clerk had it open.
+CREATE TABLE IF NOT EXISTS register_notes (
+    id INTEGER PRIMARY KEY,
+    year INTEGER NOT NULL, receipt_no INTEGER NOT NULL,
+    ref TEXT NOT NULL DEFAULT '', -- the row's service reference; '' for a clerk's paper row
+    field TEXT NOT NULL DEFAULT 'action', -- the column's key in layout.INCOMING
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL, written_at TEXT
+);
+CREATE INDEX IF NOT EXISTS register_notes_pending ON register_notes(written_at);
 -- Mail that needs a person (needs_review), listed for the clerks, and what they decided.
 CREATE TABLE IF NOT EXISTS reviews (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
@@ -555,6 +566,12 @@ class Journal:
             f"SELECT * FROM results WHERE sent_at IS NOT NULL AND {condition} ORDER BY id"
         ).fetchall()
 
+    def results_of_receipt(self, year: int, number: int) -> list[sqlite3.Row]:
+        """Every result queued for an incoming receipt (sent or not), oldest first."""
+        return self.db.execute(
+            "SELECT id, year, send_no, created_at, sent_at, gave_up_at FROM results "
+            "WHERE receipt_year = ? AND receipt_no = ? ORDER BY id", (year, number)).fetchall()
+
     def result_of_source(self, source: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM results WHERE source = ?", (source,)).fetchone()
 
@@ -654,6 +671,37 @@ class Journal:
                 " ORDER BY id DESC LIMIT 1", (year, number),
             ).fetchone()
         return row[0] if row else ""
+
+    def queue_note(self, year: int, number: int, ref: str, text: str, now: datetime,
+                   field: str = "action") -> int:
+        """A line for the register row of receipt `number`/`year` (found by `ref`, else by
+        number), written by `pending_notes`' reader; the same pending text is queued once."""
+        row = self.db.execute(
+            "SELECT id FROM register_notes WHERE year = ? AND receipt_no = ? AND field = ? "
+            "AND text = ? AND written_at IS NULL", (year, number, field, text)).fetchone()
+        if row:
+            return int(row[0])
+        cursor = self.db.execute(
+            "INSERT INTO register_notes (year, receipt_no, ref, field, text, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (year, number, ref, field, text, _iso(now)))
+        return int(cursor.lastrowid or 0)
+
+    def pending_notes(self, year: int | None = None) -> list[sqlite3.Row]:
+        """Notes not yet in the workbook, oldest first (of one year, or all)."""
+        if year is None:
+            return self.db.execute(
+                "SELECT * FROM register_notes WHERE written_at IS NULL ORDER BY id").fetchall()
+        return self.db.execute("SELECT * FROM register_notes WHERE written_at IS NULL AND year = ?"
+                               " ORDER BY id", (year,)).fetchall()
+
+    def note_written(self, ids: list[int], now: datetime) -> None:
+        self.db.executemany("UPDATE register_notes SET written_at = ? WHERE id = ?",
+                            [(_iso(now), i) for i in ids])
+
+    def is_new(self) -> bool:
+        """Nothing read yet: no message, no folder's high-water mark."""
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM messages) OR "
+                               "EXISTS (SELECT 1 FROM folders)").fetchone()[0] == 0
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

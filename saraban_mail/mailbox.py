@@ -126,6 +126,10 @@ class Mailbox(Protocol):
     def fetch_new(self, folder: str, after_uid: int, since: date | None,
                   skip: Callable[[int | str], bool]) -> Iterator[Fetched]: ...
 
+    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+        """How many messages above `after_uid` arrived before `since` (left alone)."""
+        ...
+
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         """Do one action (seen, flag, move, delete); False when the message is gone."""
         ...
@@ -331,6 +335,11 @@ class ImapMailbox:
                 del data
                 yield Fetched(folder, uidvalidity, uid, received, raw, left, uid in huge,
                               size or len(raw), parts)
+
+    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+        self._select(folder, readonly=True)
+        found = self.client.search(["UID", f"{after_uid + 1}:*", "BEFORE", since])
+        return sum(1 for uid in found if uid > after_uid)
 
     def _cuts(self, uids: list[int]) -> dict[int, list[tuple[str, int, bytes]]]:
         """The large base64 parts of each message, by its BODYSTRUCTURE. A structure the

@@ -54,6 +54,12 @@ class MaildirMailbox:
                 raw = raw[:end + 2] if end >= 0 else raw[:65536]
             yield Fetched(folder, 0, key, received, raw, len(entries) - index - 1, huge, size)
 
+    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+        box = self._box(folder)
+        return sum(1 for key in box.iterkeys()
+                   if datetime.fromtimestamp(box.get_message(key).get_date(), tz=UTC).date()
+                   < since)
+
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         box = self._box(folder)
         try:

@@ -20,7 +20,8 @@ from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError, SarabanError
 from saraban_mail.files import private_dir
 from saraban_mail.journal import Journal
-from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref, stamp
+from saraban_mail.layout import INCOMING, incoming_path, stamp
+from saraban_mail.register_notes import note_in_register
 from saraban_mail.thaitext import readable, thai_date, thai_datetime
 
 if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
@@ -114,6 +115,12 @@ def request_documents(journal: Journal, config: Config, templates: Templates,
                       now: datetime, actor: str) -> tuple[date, str]:
     """Queue the request for missing documents; returns its deadline and Message-ID."""
     year, number = target.receipt_year, target.receipt_no
+    if not items.strip():
+        raise MatterError("say which documents are missing (--items), as the requester "
+                          "should read it")
+    if days < 1:
+        raise MatterError(f"the requester needs at least 1 working day to send documents, "
+                          f"not {days} (--days)")
     state = journal.state_of(year, number)
     if state in (DISPOSED, RESULT_SENT):
         raise MatterError(f"matter {number}/{year} is {state}")
@@ -158,15 +165,27 @@ def mail_requester(journal: Journal, config: Config, templates: Templates, targe
 
 
 def video_call(journal: Journal, config: Config, templates: Templates, target: Any,
-               at: datetime, link: str, now: datetime, actor: str) -> str:
-    """Queue the appointment mail for identity proofing by video call [seed 000 step 3]."""
+               at: datetime, link: str, now: datetime, actor: str,
+               forced: str | None = None) -> str:
+    """Queue the appointment mail for identity proofing by video call [seed 000 step 3].
+    The mail calls the request high-risk only when the service found it so."""
+    year, number = target.receipt_year, target.receipt_no
+    state = require(journal, year, number)
+    if state in (DISPOSED, RESULT_SENT):
+        raise MatterError(f"matter {number}/{year} is {state}")
     context = {"agency": config.agency,
-               "receipt": f"{target.receipt_no}/{target.receipt_year}",
+               "receipt": f"{number}/{year}",
                "matter": target.subject, "requester_name": target.name,
-               "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link}
+               "at_th": thai_datetime(at), "at_en": at.strftime("%d %b %Y, %H:%M"), "link": link,
+               "high_risk": is_high_risk(journal, year, number)}
     return mail_requester(journal, config, templates, target, "video_call", context, now,
                            event="video_call_appointed", actor=actor,
-                           detail={"at": at.isoformat()})
+                           detail={"at": at.isoformat()} | ({"forced": forced} if forced else {}))
+
+
+def is_high_risk(journal: Journal, year: int, number: int) -> bool:
+    """Registered as high-risk (its identity to be proven before a result)."""
+    return any(e["state"] == IDENTITY_PENDING for e in journal.events(year, number))
 
 
 def verify_identity(journal: Journal, config: Config, year: int, number: int, method: str,
@@ -223,29 +242,8 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
     journal.add_event(year, number, kind="disposed", actor=approved_by, now=now, state=DISPOSED,
                       detail=detail | ({"forced": force} if force else {}))
     return note_in_register(config, year, [(number, f"จำหน่ายเรื่อง อนุมัติโดย {approved_by} "
-                                                    f"เมื่อ {thai_date(now.date())}")], journal, now)
-
-
-def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
-                     journal: Journal, now: datetime | None = None) -> list[str]:
-    """A line in the incoming row's การปฏิบัติ; a busy workbook is reported, not fatal.
-    `now`: the service's clock, for the age of a lock file."""
-    from saraban_mail.register import annotate_rows
-
-    refs = []
-    for number, text in notes:
-        found = journal.message_of_receipt(year, number)
-        refs.append((number, service_ref(found[1]) if found else "", text))
-    settings = config.registers
-    try:
-        annotate_rows(incoming_path(config.paths.register_dir, year), INCOMING, "action", refs,
-                      look=Look.of(settings),
-                      summary=journal.summary(year), agency=config.agency.name_th,
-                      backups=settings.backups, stale_hours=settings.stale_lock_hours,
-                      sharing=config.sharing, now=now)
-    except RegisterError as exc:
-        return [f"{exc}: write the note in การปฏิบัติ by hand"]
-    return []
+                                                    f"เมื่อ {thai_date(now.date())}")],
+                            journal, now)
 
 
 # -- instructions a clerk writes in the register ----------------------------------------

@@ -297,6 +297,29 @@ def queue(journal: Journal, config: Config, templates: Templates, target: Target
     return prepared
 
 
+def previous_result_gate(journal: Journal, year: int, number: int, force: str | None,
+                         now: datetime, actor: str) -> None:
+    """A second result, or one for a disposed matter, is most often a wrong receipt number:
+    refused unless forced, and the reason is kept in the matter's history."""
+    from saraban_mail.matters import DISPOSED
+
+    why = []
+    for earlier in journal.results_of_receipt(year, number):
+        sent = earlier["sent_at"] or ""
+        how = (f"sent {thai_date(datetime.fromisoformat(sent).date())}" if sent else
+               "not sent: gave up" if earlier["gave_up_at"] else "queued, not yet sent")
+        why.append(f"already has a result ({earlier['send_no']}/{earlier['year']}, {how})")
+    if journal.state_of(year, number) == DISPOSED:
+        why.append("was disposed (จำหน่ายเรื่อง)")
+    if not why:
+        return
+    if not force:
+        raise ResultError(f"matter {number}/{year} {' and '.join(why)}: check the receipt "
+                          "number, or send anyway with --force REASON")
+    journal.add_event(year, number, kind="result_check_overridden", actor=actor, now=now,
+                      detail={"reason": force, "why": " and ".join(why)})
+
+
 # -- delivering what is queued ------------------------------------------------------------
 
 

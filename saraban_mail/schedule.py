@@ -122,7 +122,7 @@ class Daemon:
     def reload(self) -> None:
         try:
             self.config, self.cal, self.times, self.interval = self.load()
-            log.warning("configuration and rules reloaded")
+            log.info("configuration and rules reloaded")
         except Exception as exc:
             log.error("new configuration refused, keeping the old one: %s", exc)
 
@@ -158,10 +158,11 @@ class Daemon:
             log.warning("the poll of %s did not run: catching up now", f"{gap:%Y-%m-%d %H:%M}")
             scheduler.add_job(self._job, args=["catch-up"])
         upcoming = next_polls(self.cal, self.times, self.clock(), 1)
-        log.warning("running; next poll %s", f"{upcoming[0]:%Y-%m-%d %H:%M}" if upcoming else "-")
+        log.info("running; next poll %s", f"{upcoming[0]:%Y-%m-%d %H:%M}" if upcoming else "-")
         self.stopping.wait()
-        log.warning("stopping: the current poll finishes first")
+        log.info("stopping: the current poll finishes first")
         scheduler.shutdown(wait=True)
         with self.busy:
             pass
+        log.info("stopped")
         return 0

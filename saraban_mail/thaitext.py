@@ -71,3 +71,55 @@ def english_datetime(moment: datetime) -> str:
 def fold(text: str) -> str:
     """Normalise for keyword matching: NFKC (so SARA AM matches either spelling), casefold."""
     return unicodedata.normalize("NFKC", text).casefold()
+
+
+MONTHS_LONG = (
+    "มกราคม", "กุมภาพันธ์", "มีนาคม", "เมษายน", "พฤษภาคม", "มิถุนายน",
+    "กรกฎาคม", "สิงหาคม", "กันยายน", "ตุลาคม", "พฤศจิกายน", "ธันวาคม",
+)
+# A year above this is Buddhist-era (พ.ศ.): 2569 is 2026.
+_BE_FROM, _BE_OFFSET = 2400, 543
+_CLOCK = r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})"
+_TIME = rf"\s*(?:เวลา\s*)?{_CLOCK}(?:\s*น\.?)?"
+_ARABIC_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
+_FORMS = (
+    # 2026-12-02T10:00, 2569-12-02 10:00
+    re.compile(rf"(?P<year>\d{{4}})-(?P<month>\d{{1,2}})-(?P<day>\d{{1,2}})(?:T|\s+){_CLOCK}"),
+    # 2/12/2569 10.00
+    re.compile(rf"(?P<day>\d{{1,2}})/(?P<month>\d{{1,2}})/(?P<year>\d{{4}}){_TIME}"),
+    # 2 ธ.ค. 2569 10.00, วันที่ 2 ธันวาคม 2569 เวลา 10.00 น.
+    re.compile(rf"(?:วันที่\s*)?(?P<day>\d{{1,2}})\s*(?P<name>[ก-๛.]+)\s*(?:พ\.ศ\.\s*)?"
+               rf"(?P<year>\d{{4}}){_TIME}"),
+)
+
+
+def parse_clerk_datetime(text: str, tz: tzinfo) -> datetime:
+    """A date and time as a clerk types it, in zone `tz`: "2 ธ.ค. 2569 10.00",
+    "2 ธันวาคม 2569 เวลา 10.00 น.", "2/12/2569 10:00", "2569-12-02 10:00" or
+    "2026-12-02T10:00". A year above 2400 is Buddhist-era. ValueError says what is wrong."""
+    cleaned = " ".join(text.translate(_ARABIC_DIGITS).split())
+    for form in _FORMS:
+        match = form.fullmatch(cleaned)
+        if match:
+            break
+    else:
+        raise ValueError(f"'{text}' is not a date and time: write e.g. 2 ธ.ค. 2569 10.00 or "
+                         "2569-12-02 10:00")
+    parts = match.groupdict()
+    month = int(parts["month"]) if parts.get("month") else _month_of(parts["name"], text)
+    year = int(parts["year"])
+    if year > _BE_FROM:
+        year -= _BE_OFFSET
+    try:
+        return datetime(year, month, int(parts["day"]), int(parts["hour"]),
+                        int(parts["minute"]), tzinfo=tz)
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not a date and time ({exc})") from None
+
+
+def _month_of(name: str, text: str) -> int:
+    wanted = name.replace(" ", "")
+    for index, (short, long) in enumerate(zip(MONTHS_SHORT, MONTHS_LONG, strict=True), 1):
+        if wanted in (short, short.replace(".", ""), long):
+            return index
+    raise ValueError(f"'{text}': '{name}' is not a Thai month (ม.ค. ... ธ.ค.)")

@@ -98,6 +98,10 @@ security = "plain"
 [network]
 retry_delays = [0.2, 0.5]
 
+[policy]
+# The test mail is dated (2026): read all of it, not only what arrived since the first poll.
+start_date = 2026-01-01
+
 [staff]
 addresses = ["somsri.staff@gmail.com"]
 """

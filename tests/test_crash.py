@@ -60,9 +60,7 @@ def mailbox_of(count: int, seed: int, first: int = 0) -> list[tuple[str, bytes, 
             for n, s in enumerate(chosen, start=first)]
 
 
-CRASH_CONFIG = """
-[policy]
-max_replies_per_sender_per_day = 1000
+CRASH_CONFIG = """max_replies_per_sender_per_day = 1000
 """
 
 
@@ -71,7 +69,7 @@ def crash_run(office: Path, dovecot, account: str, smtp, messages: int, kills: i
     """Deliver mail in small chunks, start a poll after each, and SIGKILL it at a random
     moment within its expected run time, until `kills` kills have landed in the middle of
     work and at least `messages` messages arrived; then one poll runs to its end."""
-    office.write_text(office.read_text() + CRASH_CONFIG)
+    office.write_text(office.read_text().replace("[policy]\n", "[policy]\n" + CRASH_CONFIG))
     pool = mailbox_of(messages * 4, seed)
     rng = random.Random(seed)
     chunk = max(1, messages // (2 * kills))

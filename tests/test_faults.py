@@ -33,7 +33,7 @@ def poll(office: Path, **env: str) -> subprocess.CompletedProcess:
 
 def prepare(office: Path, dovecot, account: str, count: int, seed: int = 7, offset: int = 0):
     if CRASH_CONFIG not in office.read_text():
-        office.write_text(office.read_text() + CRASH_CONFIG)
+        office.write_text(office.read_text().replace("[policy]\n", "[policy]\n" + CRASH_CONFIG))
     mail = mailbox_of(count + offset, seed)[offset:]
     for folder, raw, when in mail:
         deliver(dovecot, account, folder, raw, when)

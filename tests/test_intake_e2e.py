@@ -278,7 +278,8 @@ def test_mail_before_start_date_is_left_alone(office, dovecot, imap_account, smt
     old, new = samples()[2], samples()[0]  # 10 April and 16 April 2026
     deliver(dovecot, imap_account, "INBOX", old.raw, old.received_at)
     deliver(dovecot, imap_account, "INBOX", new.raw, new.received_at)
-    office.write_text(office.read_text() + "\n[policy]\nstart_date = 2026-04-15\n")
+    office.write_text(office.read_text().replace("start_date = 2026-01-01",
+                                                 "start_date = 2026-04-15"))
     got = records(run_poll(office, "--json"))
     assert [r["subject"] for r in got] == ["ขออนุญาตก่อสร้างอาคาร"]
 

@@ -127,8 +127,10 @@ def test_json_logs_and_status_in_one_screen(office, dovecot, imap_account, smtp)
     point(office, dovecot.port, 1)
     failed = poll(office, "--log-format", "json")
     lines = [json.loads(line) for line in failed.stderr.splitlines() if line.startswith("{")]
-    assert [line["level"] for line in lines] == ["warning", "warning"]  # the two retries
-    assert all("trying again" in line["message"] for line in lines)
+    assert len(lines) == len(failed.stderr.splitlines())  # every line is JSON
+    # the two retries, then the one line of the failure
+    assert [line["level"] for line in lines] == ["warning", "warning", "error"]
+    assert all("trying again" in line["message"] for line in lines[:2])
     point(office, 1, dovecot.port)
     assert poll(office).returncode == 0
     shown = cli(office, "status")
@@ -270,6 +272,9 @@ refresh_token_days = {days}
 
 [network]
 retry_delays = [0.2]
+
+[policy]
+start_date = 2026-01-01  # the test mail is dated
 """
 
 

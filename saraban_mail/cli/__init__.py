@@ -16,7 +16,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from saraban_mail import __version__
 from saraban_mail.cli.exits import EXIT_ERROR
@@ -43,21 +43,42 @@ class TextLines(logging.Formatter):
 
 
 class JsonLines(logging.Formatter):
-    """--log-format json: one object per line (time, level, message, error)."""
+    """--log-format json: one object per line (time with its zone, level, message, error),
+    the time in the service's zone, as every time it prints; a multi-line message stays one
+    line (JSON escapes the newlines)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from saraban_mail.calendar import BANGKOK
+
+        self.zone = BANGKOK
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                 "level": record.levelname.lower(), "logger": record.name,
-                 "message": record.getMessage()}
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, self.zone).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name,
+            "message": record.getMessage()}
+        if getattr(record, "dry_run", False):
+            entry["dry_run"] = True
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
+def fail(args: argparse.Namespace, text: str) -> None:
+    """The one line of an expected failure: on stderr, or as a JSON log line."""
+    if getattr(args, "log_format", "text") == "json":
+        logging.getLogger("saraban_mail").error("%s", text)
+    else:
+        print(f"saraban-mail: error: {text}", file=sys.stderr)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="saraban-mail", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=__version__)
-    top.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    top.add_argument("-v", "--verbose", action="store_true",
+                     help="log progress to stderr (`run` logs its start, polls and stop anyway)")
     top.add_argument("--log-format", choices=("text", "json"), default="text",
                      help="json: one JSON object per log line, for log collectors")
     sub = top.add_subparsers(dest="command", required=True)
@@ -104,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--doc-no", help="the letter's own number (ที่), e.g. นม 0023/123")
     p.add_argument("--dry-run", action="store_true", help="show the message; send nothing")
     p.add_argument("--force", metavar="REASON",
-                   help="send for a high-risk matter whose identity is not verified (logged)")
+                   help="send for a high-risk matter whose identity is not verified, or one "
+                        "that already has a result or was disposed (logged)")
     p.set_defaults(func="results:cmd_send_result")
 
     def matter_parser(name: str, text: str):
@@ -120,8 +142,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--days", type=int, help="working days to send them (default: config)")
     q.set_defaults(func="matters:cmd_request_docs")
     q = matter_parser("video-call", "send a video-call appointment for identity proofing")
-    q.add_argument("--at", required=True, help="date and time, e.g. 2026-11-25T10:00")
+    q.add_argument("--at", required=True,
+                   help='date and time as typed: "2 ธ.ค. 2569 10.00", 2569-12-02 10:00 (BE) '
+                        "or 2026-12-02T10:00")
     q.add_argument("--link", help="where the call takes place")
+    q.add_argument("--force", metavar="REASON",
+                   help="appoint in the past or out of office hours anyway (logged)")
     q.set_defaults(func="matters:cmd_video_call")
     q = matter_parser("verify-identity", "record how a high-risk requester's identity was proven")
     q.add_argument("--method", required=True, help="in_person, video_call or digital_id")
@@ -202,6 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(JsonLines() if args.log_format == "json" else TextLines())
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         handlers=[handler])
+    # The service logs its start, each poll and its stop at INFO, shown without -v; -v adds
+    # each stage's time. Other libraries speak only of warnings, unless -v.
+    logging.getLogger("saraban_mail").setLevel(
+        logging.DEBUG if args.verbose else logging.INFO if args.command == "run"
+        else logging.WARNING)
+    # A poll's notes and problems, when they go to the log (--log-format json).
+    logging.getLogger("saraban_mail.report").setLevel(logging.INFO)
+    logging.captureWarnings(True)  # a library's warnings.warn: a log line like any other
     # pypdf warns about every quirk of a scanned file; our own errors say what matters.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     group, _, name = args.func.partition(":")
@@ -210,10 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = getattr(importlib.import_module(f"saraban_mail.cli.{group}"), name)
         return command(args)
     except SarabanError as exc:
-        print(f"saraban-mail: error: {exc}", file=sys.stderr)
+        fail(args, str(exc))
         return EXIT_ERROR
     except (sqlite3.Error, OSError) as exc:  # the disk or the journal gave out mid-way
-        print(f"saraban-mail: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        fail(args, f"{type(exc).__name__}: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -12,26 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from saraban_mail import followup, matters
-from saraban_mail.calendar import buddhist_year
+from saraban_mail.calendar import buddhist_year, unsuitable_time
 from saraban_mail.cli.exits import EXIT_OK
 from saraban_mail.cli.office import Office, receipt
 from saraban_mail.config import load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.service import now
-from saraban_mail.thaitext import thai_date, thai_datetime
+from saraban_mail.thaitext import parse_clerk_datetime, thai_date, thai_datetime
 
 
 def cmd_request_docs(args: argparse.Namespace) -> int:
     office = Office(args)
     target = office.target(args.receipt, args.year)
-    days = args.days or office.config.followup.documents_days
+    days = office.config.followup.documents_days if args.days is None else args.days
     deadline, _ = matters.request_documents(office.journal, office.config, office.templates,
                                             office.calendar, target, args.items, days,
                                             office.now(), office.actor)
     problems = office.send()
     problems += matters.note_in_register(
         office.config, target.receipt_year,
-        [(target.receipt_no, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")], office.journal)
+        [(target.receipt_no, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")], office.journal,
+        office.now())
     print(f"asked {target.recipient} for documents on {target.receipt_no}/{target.receipt_year}; "
           f"due {thai_date(deadline)}")
     return office.finish(problems)
@@ -40,9 +41,17 @@ def cmd_request_docs(args: argparse.Namespace) -> int:
 def cmd_video_call(args: argparse.Namespace) -> int:
     office = Office(args)
     target = office.target(args.receipt, args.year)
-    at = datetime.fromisoformat(args.at).replace(tzinfo=office.calendar.tz)
+    try:
+        at = parse_clerk_datetime(args.at, office.calendar.tz)
+    except ValueError as exc:
+        raise SarabanError(f"--at: {exc}") from None
+    why = unsuitable_time(at, office.now(), office.calendar)
+    if why and not args.force:
+        raise SarabanError(f"no appointment at {thai_datetime(at)}: {'; '.join(why)} "
+                           "(choose another time, or --force REASON)")
     matters.video_call(office.journal, office.config, office.templates, target, at,
-                       args.link or "", office.now(), office.actor)
+                       args.link or "", office.now(), office.actor,
+                       forced=args.force if why else None)
     print(f"video-call appointment sent to {target.recipient} for {thai_datetime(at)}")
     return office.finish(office.send())
 

@@ -24,21 +24,51 @@ if TYPE_CHECKING:
 log = logging.getLogger("saraban_mail")
 
 
-def print_report(report: PollReport, as_json: bool) -> int:
+def print_report(report: PollReport, as_json: bool, dry_run: bool = False,
+                 log_json: bool = False) -> int:
+    """Each handled message, then notes and problems; a dry run says on every line (and in
+    every JSON object) that nothing was changed, and closes with a line saying so. With
+    --log-format json what goes to stderr is JSON log lines too."""
+    if log_json:
+        _log_report(report, as_json, dry_run)
+    mark = "[dry run, nothing changed] " if dry_run else ""
     for line in report.records:  # each the JSON object of one message (poll/output.py)
         if as_json:
-            print(json.dumps(line, ensure_ascii=False), flush=True)
+            print(json.dumps(line | {"dry_run": True} if dry_run else line, ensure_ascii=False),
+                  flush=True)
         else:
             receipt = f"{line['receipt_no']}/{line['receipt_year']}" if line["receipt_no"] else "-"
-            print(f"{line['category']:<21} {receipt:>9}  {line['folder']}:{line['uid']}  "
+            print(f"{mark}{line['category']:<21} {receipt:>9}  {line['folder']}:{line['uid']}  "
                   f"{line['from'] or '?'}  {line['subject'][:60]!r}  "
                   f"[{', '.join(line['actions'])}]")
-    for problem in report.problems:
-        print(f"saraban-mail: {problem}", file=sys.stderr)
-    if not as_json:
-        print(f"{len(report.records)} message(s) handled, {len(report.problems)} problem(s)",
-              file=sys.stderr)
+    if not log_json:
+        for note in report.notes:
+            print(f"saraban-mail: {mark}note: {note}", file=sys.stderr)
+        for problem in report.problems:
+            print(f"saraban-mail: {mark}{problem}", file=sys.stderr)
+        if not as_json:
+            print(f"{mark}{len(report.records)} message(s) "
+                  f"{'would be handled' if dry_run else 'handled'}, "
+                  f"{len(report.problems)} problem(s)", file=sys.stderr)
+        if dry_run:
+            print(f"saraban-mail: {DRY_RUN_DONE}", file=sys.stderr)
     return EXIT_PENDING if report.problems else EXIT_OK
+
+
+DRY_RUN_DONE = "dry run: nothing was changed (no mailbox, register, journal or mail was touched)"
+
+
+def _log_report(report: PollReport, as_json: bool, dry_run: bool) -> None:
+    said = logging.getLogger("saraban_mail.report")
+    extra = {"dry_run": True} if dry_run else {}
+    for note in report.notes:
+        said.info("%s", note, extra=extra)
+    for problem in report.problems:
+        said.warning("%s", problem, extra=extra)
+    said.info("%d message(s) %s, %d problem(s)", len(report.records),
+              "would be handled" if dry_run else "handled", len(report.problems), extra=extra)
+    if dry_run:
+        said.info("%s", DRY_RUN_DONE, extra=extra)
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -46,7 +76,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     show = not args.json and sys.stderr.isatty()
     with ProgressBars(enabled=show) as bars:
         report = run_poll(config, dry_run=args.dry_run, progress=bars.update)
-    return print_report(report, args.json)
+    return print_report(report, args.json, dry_run=args.dry_run,
+                        log_json=args.log_format == "json")
 
 
 class ProgressBars:
@@ -95,7 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if (folder / "config.toml").exists():  # polled again, as a clerk would: nothing twice
         print(f"a demo office already exists in {folder}: polling it again (to start afresh, "
               "give a new folder)", file=sys.stderr)
-        return print_report(run_poll(load_config(folder / "config.toml")), args.json)
+        return print_report(run_poll(load_config(folder / "config.toml")), args.json,
+                            log_json=args.log_format == "json")
     moment = now()
     day = demo_day(moment, BusinessCalendar())
     config_file = create_demo(folder, day)
@@ -109,7 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_poll(config, clock=lambda: polled_at + timedelta(
         seconds=time.monotonic() - started))
     report.problems += run_poll(config).problems
-    code = print_report(report, args.json)
+    code = print_report(report, args.json, log_json=args.log_format == "json")
     if not args.json:
         print(f"\nregister:  {folder / 'register'}\nreplies:   {folder / 'outbox-mail'}\n"
               f"journal:   {folder / 'data' / 'journal.sqlite3'}\n"
@@ -136,9 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except SarabanError as exc:  # noted for status; the next poll tries again
             log.error("poll failed: %s", exc)
             return
+        for note in report.notes:
+            log.info("%s", note)
         for problem in report.problems:
             log.warning("%s", problem)
-        log.warning("poll done: %d message(s) handled, %d problem(s)", len(report.records),
+        log.info("poll done: %d message(s) handled, %d problem(s)", len(report.records),
                     len(report.problems))
 
     def previous(config) -> datetime | None:

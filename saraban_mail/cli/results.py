@@ -31,6 +31,8 @@ def cmd_send_result(args: argparse.Namespace) -> int:
     journal = (Journal.scratch if args.dry_run else Journal.open)(config.paths.data_dir)
     try:
         target = results.find_target(journal, config, year, number)
+        results.previous_result_gate(journal, year, number, args.force, clock(),
+                             os.environ.get("USER") or "clerk")
         files = results.load_files([Path(f) for f in args.files], config)
         mode = "default" if args.password is None else args.password
         prepared = results.queue(journal, config, templates, target, files, now=clock(),

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from saraban_mail import oauth
@@ -22,7 +22,7 @@ from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
-from saraban_mail.thaitext import thai_iso
+from saraban_mail.thaitext import thai_date, thai_iso
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -155,6 +155,8 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
               f"{len(last['problems'])} problem(s)")
         for problem in last["problems"]:
             print(f"  {problem}")
+        for note in last.get("notes", []):
+            print(f"  note: {note}")
     else:
         print("last poll: never")
     if failure and (not last or failure["at"] > last["at"]):
@@ -233,13 +235,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"watched {watch.name} ok: {watch.username}, folders {', '.join(watch.folders)}")
     transport = transport_for(config.smtp, tokens)
     if isinstance(transport, SmtpTransport):
-        print(f"smtp ok: {transport.check()}")
+        try:
+            print(f"smtp ok: {transport.check()}")
+        except SarabanError as exc:  # the other checks still run and are shown
+            warnings.append(f"smtp: {exc}")
     else:
         print(f"smtp: pickup folder {config.smtp.pickup_dir}")
     times = schedule.poll_times(config.schedule.times, calendar)
     upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
     print(f"next polls: {upcoming}")
     warnings += schedule.deadline_warnings(calendar, times)
+    print(_start_date_line(config))
     register_dir = config.paths.register_dir
     probe = register_dir if register_dir.exists() else register_dir.parent
     if not os.access(probe, os.W_OK):
@@ -257,6 +263,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PENDING if warnings else EXIT_OK
+
+
+def _start_date_line(config: Config) -> str:
+    """Where mail starts to count: the setting, or the day the first poll chose."""
+    chosen = config.policy.start_date
+    if chosen:
+        return f"start date: {chosen} ({thai_date(chosen)}), policy.start_date"
+    kept = None
+    if (config.paths.data_dir / "journal.sqlite3").exists():
+        journal = Journal.open(config.paths.data_dir)
+        try:
+            kept = journal.get_meta("start_date")
+        finally:
+            journal.close()
+    if kept:
+        day = date.fromisoformat(kept)
+        return (f"start date: {day} ({thai_date(day)}), chosen by the first poll and kept in "
+                "the journal (policy.start_date is not set)")
+    return ("start date: policy.start_date is not set: the first poll starts at its own day "
+            "and leaves older mail alone")
 
 
 def _check_watch(config: Config, watch: Any) -> str:

@@ -1,6 +1,6 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
-    watched → intake → reviewing (decisions) → numbering → registering
+    watched → intake → reviewing (decisions) → numbering → registering → notes
             → reviewing (the list) → clerk_instructions → housekeeping → sending
             → registering (acknowledgement times) → delivering (results)
             → mailbox_actions → alerts
@@ -28,6 +28,7 @@ from saraban_mail.poll import (
     housekeeping,
     intake,
     mailbox_actions,
+    notes,
     numbering,
     output,
     registering,
@@ -55,7 +56,8 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
         found.append(("review", reviewing.run))
     found.append(("number", numbering.run))
     if not ctx.dry_run:
-        found += [("write_register", registering.run), ("write_review", reviewing.write),
+        found += [("write_register", registering.run), ("register_notes", notes.run),
+                  ("write_review", reviewing.write),
                   ("clerk_instructions", clerk_instructions.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
                   ("register_acks", registering.run_after_send),
@@ -71,7 +73,7 @@ def poll(ctx: Context) -> PollReport:
         for name, stage in stages(ctx, poll_id):
             started = time.perf_counter()
             stage(ctx, report)
-            log.info("stage %s: %.3f s", name, time.perf_counter() - started)
+            log.debug("stage %s: %.3f s", name, time.perf_counter() - started)
     finally:
         release()  # workbooks kept for a write that did not come
     report.records = [output.handled(ctx.journal, copy)
@@ -81,7 +83,7 @@ def poll(ctx: Context) -> PollReport:
         with ctx.journal.transaction():
             ctx.journal.set_meta("last_poll", json.dumps({
                 "at": ended.isoformat(), "handled": len(report.records),
-                "problems": report.problems[:20],
+                "problems": report.problems[:20], "notes": report.notes[:20],
             }, ensure_ascii=False))
             ctx.journal.set_meta("poll_times", json.dumps(_poll_times(ctx, ended)))
     return report

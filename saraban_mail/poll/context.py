@@ -54,3 +54,6 @@ class PollReport:
     records: list[dict[str, Any]] = field(default_factory=list)
     # One line each: work that is left pending or needs a person.
     problems: list[str] = field(default_factory=list)
+    # One line each: what a clerk should know although nothing waits (mail left alone
+    # because of the start date, the start date the first poll chose).
+    notes: list[str] = field(default_factory=list)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from saraban_mail import matters
 from saraban_mail.calendar import ack_due, official_received_at
@@ -23,29 +23,56 @@ from saraban_mail.poll import replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.poll.reconnect import with_reconnect
 from saraban_mail.record import AttachmentNote, Record, WatchedOrigin
-from saraban_mail.thaitext import fold
+from saraban_mail.thaitext import fold, thai_date
 
 log = logging.getLogger("saraban_mail")
 
 
 def run(ctx: Context, report: PollReport, poll_id: str) -> None:
     box = ctx.mailbox
+    since = start_date(ctx, report)
     for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
-        failed = with_reconnect(ctx, f"reading {folder}",
-                                functools.partial(intake_folder, ctx, folder, poll_id, report))
+        failed = with_reconnect(ctx, f"reading {folder}", functools.partial(
+            intake_folder, ctx, folder, poll_id, report, since))
         if failed:
             report.problems.append(f"{folder}: mailbox error: {failed}; read again at the next poll")
 
 
-def intake_folder(ctx: Context, folder: str, poll_id: str, report: PollReport) -> None:
+def start_date(ctx: Context, report: PollReport) -> date | None:
+    """policy.start_date; else the date the first poll of this journal chose (its own day,
+    kept in the journal's meta), so that a mailbox with years of history is not acknowledged
+    on the first run. A journal from before this rule, with no such note, reads everything."""
+    if ctx.config.policy.start_date:
+        return ctx.config.policy.start_date
+    kept = ctx.journal.get_meta("start_date")
+    if kept:
+        return date.fromisoformat(kept)
+    if not ctx.journal.is_new():
+        return None
+    today = ctx.clock().astimezone(ctx.calendar.tz).date()
+    ctx.journal.set_meta("start_date", today.isoformat())
+    report.notes.append(
+        f"policy.start_date is not set: this first poll starts at today, {today} "
+        f"({thai_date(today)}); older mail is left alone. The date is kept in the journal; "
+        "set policy.start_date to read from an earlier day")
+    return today
+
+
+def intake_folder(ctx: Context, folder: str, poll_id: str, report: PollReport,
+                  since: date | None = None) -> None:
     box = ctx.mailbox
     validity = box.uidvalidity(folder)
     state = ctx.journal.folder_state(folder)
     after = state.last_uid if state and state.uidvalidity == validity else 0
     if state and state.uidvalidity != validity:
         log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
+    if since is not None:
+        skipped = box.count_before(folder, after, since)
+        if skipped:
+            report.notes.append(f"{folder}: {skipped} message(s) from before the start date "
+                                f"{since} ({thai_date(since)}) left alone (policy.start_date)")
     known = lambda uid: ctx.journal.known_copy(folder, validity, uid)  # noqa: E731
-    for fetched in box.fetch_new(folder, after, ctx.config.policy.start_date, known):
+    for fetched in box.fetch_new(folder, after, since, known):
         if ctx.stop():
             break
         try:

@@ -115,6 +115,7 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
     for name in ("result", "result_password"):
         templates.render(name, result)
     followup = result | {"items": "x", "days": 7, "deadline_th": "x", "deadline_en": "x",
-                         "hold_days": 30, "at_th": "x", "at_en": "x", "link": "x"}
+                         "hold_days": 30, "at_th": "x", "at_en": "x", "link": "x",
+                         "high_risk": True}
     for name in ("request_documents", "documents_reminder", "video_call"):
         templates.render(name, followup)
