@@ -19,7 +19,10 @@ from saraban_mail.rules import RuleSet
 from saraban_mail.thaitext import thai_datetime
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from saraban_mail.calendar import BusinessCalendar
+    from saraban_mail.layout import SheetRow
     from saraban_mail.replies import Templates
 
 CANCEL, WRONG_AGENCY, SPAM = "cancel", "wrong_agency", "spam"
@@ -95,42 +98,32 @@ def _tell_wrong_agency(journal: Journal, config: Config, rules: RuleSet,
     return reply.message_id
 
 
-def cancellations_from_register(journal: Journal, config: Config, rules: RuleSet,
-                                calendar: BusinessCalendar, templates: Templates,
-                                now: datetime) -> tuple[list[str], set[int]]:
-    """"ยกเลิกเลขรับ: ..." typed in a row's การปฏิบัติ, carried out once per matter.
-    Returns the problems and the years with one that could not be carried out."""
-    from saraban_mail.errors import RegisterError
-    from saraban_mail.layout import INCOMING, incoming_path, stamp
-    from saraban_mail.register import last_modified_by, read_rows
+def cancellations_in(journal: Journal, config: Config, rules: RuleSet,
+                     calendar: BusinessCalendar, templates: Templates, now: datetime, year: int,
+                     path: Path, rows: list[SheetRow]) -> tuple[list[str], bool]:
+    """"ยกเลิกเลขรับ: ..." typed in a row's การปฏิบัติ, carried out once per matter. Returns
+    the problems and whether one could not be carried out."""
+    from saraban_mail.register import last_modified_by
 
     problems: list[str] = []
-    unsettled: set[int] = set()
-    for year in journal.register_years():
-        path = incoming_path(config.paths.register_dir, year)
-        if not path.exists() or journal.sheet_settled(year, stamp(path)):
+    failed = False
+    for row in rows:
+        text = str(row.values.get("action") or "")
+        if row.number is None or "ยกเลิกเลขรับ" not in text:
             continue
+        if journal.state_of(year, row.number) in (CANCELLED, None):
+            continue  # done already, or a clerk's paper row the journal does not know
         try:
-            rows = read_rows(path, INCOMING)[1]
-        except RegisterError:
-            continue  # the clerks' instructions report an unreadable workbook
-        for row in rows:
-            text = str(row.values.get("action") or "")
-            if row.number is None or "ยกเลิกเลขรับ" not in text:
-                continue
-            if journal.state_of(year, row.number) in (CANCELLED, None):
-                continue  # done already, or a clerk's paper row the journal does not know
-            try:
-                found = read_instruction(text, rules)
-                if found is None:
-                    raise MatterError("write it as ยกเลิกเลขรับ: <เหตุผล>")
-                actor = f"{last_modified_by(path) or 'เจ้าหน้าที่'} (ทะเบียน)"
-                problems += cancel(journal, config, rules, calendar, templates, year, row.number,
-                                   *found, actor, now)
-            except (MatterError, review.ReviewError) as exc:
-                problems.append(f"ยกเลิกเลขรับ in row {row.number}/{year}: {exc}")
-                unsettled.add(year)
-    return problems, unsettled
+            found = read_instruction(text, rules)
+            if found is None:
+                raise MatterError("write it as ยกเลิกเลขรับ: <เหตุผล>")
+            actor = f"{last_modified_by(path) or 'เจ้าหน้าที่'} (ทะเบียน)"
+            problems += cancel(journal, config, rules, calendar, templates, year, row.number,
+                               *found, actor, now)
+        except (MatterError, review.ReviewError) as exc:
+            problems.append(f"ยกเลิกเลขรับ in row {row.number}/{year}: {exc}")
+            failed = True
+    return problems, failed
 
 
 def undo(journal: Journal, config: Config, year: int, number: int, reason: str, actor: str,

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from saraban_mail.calendar import BusinessCalendar, working_days_after
 from saraban_mail.config import Config
-from saraban_mail.errors import RegisterError, SarabanError
+from saraban_mail.errors import SarabanError
 from saraban_mail.files import private_dir
 from saraban_mail.journal import Journal
-from saraban_mail.layout import INCOMING, incoming_path, stamp
 from saraban_mail.register_notes import note_in_register
 from saraban_mail.thaitext import readable, thai_date, thai_datetime
 
 if TYPE_CHECKING:  # openpyxl, jinja2 and the parser are loaded where they are used:
+    from saraban_mail.layout import SheetRow
     from saraban_mail.parse import Incoming  # `status` reads the states without them
     from saraban_mail.record import Record
     from saraban_mail.replies import Templates
@@ -251,50 +251,37 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
 INSTRUCTION = re.compile(r"^\s*ขอเอกสาร\s*:\s*(.+?)\s*$", re.MULTILINE)
 
 
-def instructions_from_register(journal: Journal, config: Config, templates: Templates,
-                               calendar: BusinessCalendar, now: datetime,
-                               target_of: Callable[[int, int], Any]
-                               ) -> tuple[list[str], set[int]]:
-    """A line "ขอเอกสาร: <what is missing>" that a clerk types in a row's การปฏิบัติ asks
-    the requester for those documents at the next poll (once per distinct text).
-
-    Returns the problems and the years with an instruction that could not be carried out.
-    A register no one has saved since every instruction in it was done is not read."""
-    from saraban_mail.register import read_rows
-
+def documents_asked_in(journal: Journal, config: Config, templates: Templates,
+                       calendar: BusinessCalendar, now: datetime,
+                       target_of: Callable[[int, int], Any], year: int,
+                       rows: list[SheetRow]) -> tuple[list[str], bool]:
+    """A line "ขอเอกสาร: <what is missing>" that a clerk typed in a row's การปฏิบัติ asks
+    the requester for those documents (once per distinct text). Returns the problems and
+    whether one could not be carried out (the register is then read again next poll)."""
     problems: list[str] = []
-    unsettled: set[int] = set()
-    for year in journal.register_years():
-        path = incoming_path(config.paths.register_dir, year)
-        if not path.exists() or journal.sheet_settled(year, stamp(path)):
+    failed = False
+    for row in rows:
+        found = INSTRUCTION.findall(str(row.values.get("action") or ""))
+        if not found or row.number is None:
             continue
-        try:
-            rows = read_rows(path, INCOMING)[1]
-        except RegisterError as exc:
-            problems.append(str(exc))
-            continue
-        for row in rows:
-            found = INSTRUCTION.findall(str(row.values.get("action") or ""))
-            if not found or row.number is None:
+        asked = {json.loads(e["detail"]).get("items") for e in journal.events(year, row.number)
+                 if e["kind"] == "documents_requested"}
+        for items in found:
+            if items in asked:
                 continue
-            asked = {json.loads(e["detail"]).get("items") for e in journal.events(year, row.number)
-                     if e["kind"] == "documents_requested"}
-            for items in found:
-                if items in asked:
-                    continue
-                try:
-                    target = target_of(year, row.number)
-                    deadline, _ = request_documents(journal, config, templates, calendar, target,
-                                                    items, config.followup.documents_days, now,
-                                                    "clerk (register)")
-                except SarabanError as exc:
-                    problems.append(f"ขอเอกสาร in row {row.number}/{year}: {exc}")
-                    unsettled.add(year)
-                    continue
-                problems += note_in_register(
-                    config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
-                    journal, now)
-    return problems, unsettled
+            try:
+                target = target_of(year, row.number)
+                deadline, _ = request_documents(journal, config, templates, calendar, target,
+                                                items, config.followup.documents_days, now,
+                                                "clerk (register)")
+            except SarabanError as exc:
+                problems.append(f"ขอเอกสาร in row {row.number}/{year}: {exc}")
+                failed = True
+                continue
+            problems += note_in_register(
+                config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
+                journal, now)
+    return problems, failed
 
 
 # -- the story ------------------------------------------------------------------------------

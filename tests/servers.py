@@ -27,7 +27,7 @@ from aiosmtpd.smtp import AuthResult, Envelope
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "S3cret-imap-pw"  # distinctive: the suite greps its outputs for it
-USERS = 80
+USERS = 400  # one account per test that asks for one, for a whole session
 
 
 # `python -c PEAK FILE ARGS...` runs `saraban-mail ARGS...` and writes its peak RSS (VmHWM, kB)
@@ -84,6 +84,7 @@ class Dovecot:
 
     def account(self) -> str:
         self._next += 1
+        assert self._next < USERS, "more accounts than tests/servers.py USERS: raise it"
         return f"user{self._next}@test.example"
 
     def log(self) -> str:

@@ -21,6 +21,7 @@ LONG = {
     "mailbox": "the IMAP adapter: every protocol detail of fetching, moving and appending",
     "results": "sending a result: files, protection, outgoing numbers, rows and the outbox",
     "parse": "the MIME parser's policy: charsets, parts, forwards and the identity of a mail",
+    "config": "every setting with its default and its check, in one place (STYLE.md)",
 }
 
 

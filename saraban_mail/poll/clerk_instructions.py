@@ -10,19 +10,32 @@ from saraban_mail import corrections, matters, results
 from saraban_mail.errors import RegisterError
 from saraban_mail.layout import INCOMING, incoming_path, stamp
 from saraban_mail.poll.context import Context, PollReport
-from saraban_mail.register import snapshot
+from saraban_mail.register import read_rows, snapshot
 
 
 def run(ctx: Context, report: PollReport) -> None:
-    problems, unsettled = matters.instructions_from_register(
-        ctx.journal, ctx.config, ctx.templates, ctx.calendar, ctx.clock(),
-        lambda year, number: results.find_target(ctx.journal, ctx.config, year, number),
-    )
-    report.problems += problems
-    problems, cancelled = corrections.cancellations_from_register(
-        ctx.journal, ctx.config, ctx.rules, ctx.calendar, ctx.templates, ctx.clock())
-    report.problems += problems
-    note_sheets(ctx, unsettled | cancelled)
+    now, unsettled = ctx.clock(), set()
+    target_of = lambda year, number: results.find_target(  # noqa: E731
+        ctx.journal, ctx.config, year, number)
+    for year in ctx.journal.register_years():
+        path = incoming_path(ctx.config.paths.register_dir, year)
+        if not path.exists() or ctx.journal.sheet_settled(year, stamp(path)):
+            continue  # no one saved it since every instruction in it was carried out
+        try:
+            rows = read_rows(path, INCOMING)[1]
+        except RegisterError as exc:
+            report.problems.append(str(exc))
+            continue
+        for problems, failed in (
+            matters.documents_asked_in(ctx.journal, ctx.config, ctx.templates, ctx.calendar,
+                                       now, target_of, year, rows),
+            corrections.cancellations_in(ctx.journal, ctx.config, ctx.rules, ctx.calendar,
+                                         ctx.templates, now, year, path, rows),
+        ):
+            report.problems += problems
+            if failed:
+                unsettled.add(year)
+    note_sheets(ctx, unsettled)
 
 
 def note_sheets(ctx: Context, unsettled: set[int]) -> None:
