@@ -222,6 +222,7 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         watched=watched,
         related_receipt=related_receipt,
         inquiry=inquiry,
+        letter=d.letter,
     )
 
 
@@ -233,6 +234,8 @@ def _planned(ctx: Context, fetched: Fetched, d: Decision) -> tuple[str, ...]:
     steps = {
         Category.VALID: ["register", "acknowledge"],
         Category.WRONG_CHANNEL: ["register", "acknowledge_wrong_channel"],
+        # No notice to a system, list or no-reply sender (classify.notice_to).
+        Category.OFFICIAL_LETTER: ["register", "letter_receipt" if d.requester else "no_notice"],
         Category.WRONG_AGENCY: ["reply_wrong_agency"],
         Category.WRONG_AGENCY_FORWARD: [f"forward:{d.agency.id if d.agency else ''}",
                                         "notify_sender"],
