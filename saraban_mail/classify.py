@@ -142,7 +142,7 @@ def official_letter(mail: Incoming, letter: Letter, us: Identity) -> Decision:
                         f"{bulk[1]} from a state agency, with no document number or PDF: "
                         "a newsletter, or a letter to register?",
                         requester=requester, requester_name=mail.from_name,
-                        thread_id=mail.message_id)
+                        thread_id=mail.message_id, letter=letter)
     how = f"document number {letter.doc_no}" if letter.doc_no else (
         "a PDF attached" if letter.has_pdf else "sent by a state agency")
     return Decision(Category.OFFICIAL_LETTER, "official_letter",

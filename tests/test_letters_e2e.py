@@ -19,7 +19,7 @@ from tests.pdfs import text_pdf
 from tests.test_intake_e2e import records, run_poll
 from tests.test_letters import CIRCULAR, MEMO
 from tests.test_matters_e2e import sent, set_clock
-from tests.test_review_e2e import review_book
+from tests.test_review_e2e import review_book, type_instructions
 from tests.test_review_e2e import rows as review_rows
 
 AGENCY = "saraban@nongtuayang.go.th"
@@ -152,3 +152,13 @@ def test_letters_from_state_agencies_are_registered_and_a_person_gets_the_receip
     again = run_poll(office, "--json")
     assert again.returncode in (0, 3), again.stderr
     assert len(sent(smtp)) == 1 and len(incoming_rows(office)) == 3
+
+    # The clerk registers the newsletter after all: an official letter, and still no
+    # notice to the list it came from.
+    type_instructions(review_book(office), {waiting[0]["ลำดับ"]: "ลงรับ"}, "สมศรี")
+    decided = run_poll(office, "--json")
+    assert decided.returncode in (0, 3), decided.stderr
+    rows = incoming_rows(office)
+    assert len(rows) == 4 and rows[-1]["ประเภท"] == "หนังสือราชการ"
+    assert rows[-1]["จาก"] == "DGA News" and rows[-1]["เรื่อง"].startswith("จดหมายข่าว")
+    assert len(sent(smtp)) == 1
