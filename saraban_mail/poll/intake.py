@@ -130,8 +130,9 @@ def intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
             reason=f"sent to {origin['address'] or origin['watch']} (watched mailbox "
                    f"'{origin['watch']}'), copied to the central mailbox")
     text_sha = hashlib.sha256(" ".join(fold(mail.text).split()).encode()).hexdigest()
+    # A letter from a system sender (no requester) answers nothing of ours.
     related = (matters.related_receipt(mail, decision.requester, journal)
-               if decision.category.registered else None)
+               if decision.category.registered and decision.requester else None)
     if related and journal.answered_with(decision.requester, text_sha):
         # The same words again in answer to us: an auto-responder with no markers.
         decision = Decision(Category.AUTOMATED, "repeated_answer",
