@@ -181,8 +181,11 @@ def classify(mail: Incoming, rules: RuleSet, us: Identity) -> Decision:
     text = fold(f"{mail.subject}\n{mail.text}")
     if _spam_header(mail):
         return Decision(Category.SPAM, "spam_header", "marked as spam by the mail server")
-    # A state agency's letter [seed 002 initial tier §2.1]; a staff member's forward is not.
-    state = rules.state.includes(mail.from_addr) and mail.from_addr not in us.staff
+    # Another state agency's letter [seed 002 initial tier §2.1]; a staff member's forward,
+    # or mail from our own domain (a colleague), is not.
+    own_domains = {a.rpartition("@")[2] for a in us.own_addresses}
+    state = (rules.state.includes(mail.from_addr) and mail.from_addr not in us.staff
+             and mail.from_addr.rpartition("@")[2] not in own_domains)
     letter = _letter_of(mail) if state else None
     # A numbered letter is not judged by spam words (a circular may warn of gambling sites);
     # an unnumbered one is, as phishing often borrows a go.th sender.

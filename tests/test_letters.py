@@ -178,8 +178,10 @@ def test_answers_and_bounces_from_state_agencies_stay_automated(sender, headers,
     assert (d.category, d.rule) == (Category.AUTOMATED, rule)
 
 
-def test_our_own_address_is_not_a_letter():
+def test_our_own_address_and_our_colleagues_are_not_another_agency():
     assert decide(mail("saraban@nongtuayang.go.th", "x", CIRCULAR)).rule == "own_address"
+    colleague = decide(mail("palad@nongtuayang.go.th", "ขออนุญาตลา", "ขออนุญาตลาพักผ่อน"))
+    assert colleague.category == Category.VALID
 
 
 def test_a_numbered_letter_is_not_thrown_away_for_spam_words():
