@@ -153,3 +153,13 @@ def test_exchange_and_recipient_only_reports_are_linked_and_a_stranger_is_not(
     assert found["b.two@example.org"]["receipt"] == "2/2569"
     for number in (1, 2):
         assert "mail_bounced → unreachable" in cli(office, "show", f"{number}/2569").stdout
+
+    # The requester writes again from another server: reachable, the matter goes on.
+    back = at(17, 9)
+    deliver(dovecot, imap_account, "INBOX",
+            a_request("b.two@example.org", "[รับที่ 2/2569] ติดต่อกลับค่ะ", back), back)
+    set_clock(monkeypatch, at(17, 10))
+    assert run_poll(office).returncode == 0
+    story = cli(office, "show", "2/2569").stdout
+    assert "reply_received → received" in story
+    assert "mail_bounced → unreachable" in cli(office, "show", "1/2569").stdout
