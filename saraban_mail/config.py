@@ -250,9 +250,10 @@ class Followup(_Section):
     documents_days: int = Field(default=7, ge=1)  # working days to send missing documents
     reminder: bool = True  # one reminder when the document deadline passes
     # A matter waiting on the citizen with no contact this long is proposed for disposal
-    # (seed 000: kept 30 days, then proposed to the head of the agency).
+    # (seed 000: kept 30 days, then proposed to the head of the agency). Calendar days, as
+    # the seeds and the templates say ("30 วัน"); true counts working days instead.
     hold_days: int = Field(default=30, ge=1)
-    hold_in_working_days: bool = True
+    hold_in_working_days: bool = False
     # Requests for information, logged in the inquiry log (seed 004 §1.7).
     inquiry_keywords: list[str] = Field(default_factory=lambda: [
         "สอบถาม", "ขอทราบ", "ขอข้อมูล", "inquiry", "question about",

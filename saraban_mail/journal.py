@@ -122,6 +122,14 @@ CREATE TABLE IF NOT EXISTS reviews (
     outcome TEXT, outcome_written_at TEXT,
     UNIQUE (year, number)
 );
+-- Delivery failures reported by mail (bounces), and the mail of ours each was linked to.
+CREATE TABLE IF NOT EXISTS bounces (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),  -- the bounce itself (automated)
+    bounce TEXT NOT NULL,         -- bounces.Bounce as JSON
+    noted_at TEXT NOT NULL,
+    linked_at TEXT,               -- looked for: linked, or found to report on nothing of ours
+    linked_to TEXT NOT NULL DEFAULT ''  -- "outbox:ID" or "results:ID"; '' for nothing of ours
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
@@ -137,6 +145,13 @@ CREATE INDEX IF NOT EXISTS messages_registered ON messages(receipt_year, receipt
 ADDED_COLUMNS = (
     ("outbox", "filing_at", "TEXT"),
     ("results", "filing_at", "TEXT"),
+    # A bounce reported the mail undeliverable (ส่งไม่ถึง), and why.
+    ("outbox", "bounced_at", "TEXT"),
+    ("outbox", "bounce_reason", "TEXT"),
+    ("results", "bounced_at", "TEXT"),
+    ("results", "bounce_reason", "TEXT"),
+    # Which register a note is for: incoming (แบบที่ ๑๓) or outgoing (แบบที่ ๑๔).
+    ("register_notes", "book", "TEXT NOT NULL DEFAULT 'incoming'"),
 )
 
 
@@ -673,17 +688,19 @@ class Journal:
         return row[0] if row else ""
 
     def queue_note(self, year: int, number: int, ref: str, text: str, now: datetime,
-                   field: str = "action") -> int:
+                   field: str = "action", book: str = "incoming") -> int:
         """A line for the register row of receipt `number`/`year` (found by `ref`, else by
-        number), written by `pending_notes`' reader; the same pending text is queued once."""
+        number), written by `pending_notes`' reader; the same pending text is queued once.
+        In the outgoing register (`book`) the number is the send number."""
         row = self.db.execute(
             "SELECT id FROM register_notes WHERE year = ? AND receipt_no = ? AND field = ? "
-            "AND text = ? AND written_at IS NULL", (year, number, field, text)).fetchone()
+            "AND text = ? AND book = ? AND written_at IS NULL",
+            (year, number, field, text, book)).fetchone()
         if row:
             return int(row[0])
         cursor = self.db.execute(
-            "INSERT INTO register_notes (year, receipt_no, ref, field, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (year, number, ref, field, text, _iso(now)))
+            "INSERT INTO register_notes (year, receipt_no, ref, field, text, created_at, book) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (year, number, ref, field, text, _iso(now), book))
         return int(cursor.lastrowid or 0)
 
     def pending_notes(self, year: int | None = None) -> list[sqlite3.Row]:
@@ -838,3 +855,56 @@ class Journal:
     def next_action_seq(self, message: int) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM actions WHERE message = ?",
                                    (message,)).fetchone()[0])
+
+    # -- bounces --------------------------------------------------------------------------
+
+    def add_bounce(self, message: int, bounce: dict[str, Any], now: datetime) -> None:
+        self.db.execute("INSERT OR IGNORE INTO bounces (message, bounce, noted_at) VALUES (?, ?, ?)",
+                        (message, json.dumps(bounce, ensure_ascii=False), _iso(now)))
+
+    def pending_bounces(self) -> list[sqlite3.Row]:
+        """Bounces not yet looked for among our mail, with when they arrived."""
+        return self.db.execute(
+            "SELECT b.message, b.bounce, json_extract(m.record, '$.received_at') AS arrived"
+            " FROM bounces b JOIN messages m ON m.id = b.message"
+            " WHERE b.linked_at IS NULL ORDER BY b.message").fetchall()
+
+    def bounce_linked(self, message: int, linked_to: str, now: datetime) -> None:
+        self.db.execute("UPDATE bounces SET linked_at = ?, linked_to = ? WHERE message = ?",
+                        (_iso(now), linked_to, message))
+
+    def sent_with_id(self, message_id: str) -> tuple[str, sqlite3.Row] | None:
+        """Our sent mail with this Message-ID: ("outbox", row) or ("results", row)."""
+        for table in ("outbox", "results"):
+            row = self.db.execute(f"SELECT * FROM {table} WHERE message_id = ? AND sent_at IS NOT "
+                                  "NULL", (message_id,)).fetchone()
+            if row is not None:
+                return table, row
+        return None
+
+    def sent_to(self, recipient: str) -> list[tuple[str, sqlite3.Row]]:
+        """Our sent mail to `recipient`, either table, for a bounce that names no Message-ID."""
+        return [(table, row) for table in ("outbox", "results") for row in self.db.execute(
+            f"SELECT * FROM {table} WHERE recipient = ? AND sent_at IS NOT NULL",
+            (recipient,))]
+
+    def mark_bounced(self, table: str, row: int, reason: str, now: datetime) -> None:
+        assert table in ("outbox", "results")
+        self.db.execute(f"UPDATE {table} SET bounced_at = COALESCE(bounced_at, ?), "
+                        "bounce_reason = ? WHERE id = ?", (_iso(now), reason[:500], row))
+
+    def bounced_mail(self) -> list[sqlite3.Row]:
+        """Our mail a bounce reported undeliverable, newest first, with its receipt number."""
+        return self.db.execute(
+            "SELECT o.kind, o.recipient, o.bounced_at, o.bounce_reason, m.receipt_year,"
+            " m.receipt_no, NULL AS send_year, NULL AS send_no FROM outbox o"
+            " LEFT JOIN messages m ON m.id = o.message WHERE o.bounced_at IS NOT NULL"
+            " UNION ALL SELECT 'result', recipient, bounced_at, bounce_reason, receipt_year,"
+            " receipt_no, year, send_no FROM results WHERE bounced_at IS NOT NULL"
+            " ORDER BY 3 DESC").fetchall()
+
+    def result_ref(self, year: int, send_no: int) -> str:
+        """The service's reference of an outgoing register row (results.prepare's row)."""
+        row = self.db.execute("SELECT row FROM results WHERE year = ? AND send_no = ?",
+                              (year, send_no)).fetchone()
+        return str(json.loads(row[0]).get("ref", "")) if row else ""

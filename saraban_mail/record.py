@@ -80,6 +80,9 @@ class Record:
     related_receipt: str | None = None
     inquiry: bool = False
     reviewed: ReviewNote | None = None  # decided by a person from the review queue
+    # Telephone numbers in the request's text: the clerk tries them when mail does not
+    # reach the requester [seed 002 init §3.2].
+    phones: tuple[str, ...] = ()
 
     @property
     def requester_label(self) -> str:
@@ -122,6 +125,8 @@ class Record:
         if self.category.registered:
             data["related_receipt"] = self.related_receipt
             data["inquiry"] = self.inquiry
+        if self.phones:
+            data["phones"] = list(self.phones)
         if self.reviewed is not None:
             note = self.reviewed
             data["reviewed"] = {"decision": note.decision, "actor": note.actor,
@@ -167,6 +172,7 @@ class Record:
                                 datetime.fromisoformat(reviewed["at"]), reviewed["via"],
                                 reviewed.get("why", ""))
             if reviewed else None,
+            phones=tuple(data.get("phones", ())),
         )
 
 

@@ -65,6 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
+            # Our mail a bounce reported undeliverable (ส่งไม่ถึง), newest first.
+            "undeliverable": _undeliverable(journal),
             # Mail a person must decide (needs_review), each with its deadline.
             "review": waiting(journal),
             "warnings": late_poll + oauth.warnings(config, moment),
@@ -107,6 +109,14 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
             waiting.append({"receipt": f"{matter['receipt_no']}/{matter['year']}", "state": state,
                             "waiting_for": matters.WAITING_FOR[state], "since": matter["last_at"]})
     return {"by_state": by_state, "waiting": waiting}
+
+
+def _undeliverable(journal: Journal) -> list[dict[str, Any]]:
+    return [{"kind": row["kind"], "to": row["recipient"], "at": row["bounced_at"],
+             "reason": row["bounce_reason"],
+             "receipt": f"{row['receipt_no']}/{row['receipt_year']}" if row["receipt_no"] else None,
+             "outgoing": f"{row['send_no']}/{row['send_year']}" if row["send_no"] else None}
+            for row in journal.bounced_mail()]
 
 
 # A poll this long after its time has not finished (a large backlog takes minutes).
@@ -185,6 +195,14 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
     _print_some([f"{item['receipt']}  {item['state']}: waiting for "
                  f"{item['waiting_for']} since {thai_iso(item['since'], tz)}"
                  for item in status["matters"]["waiting"]])
+    undeliverable = status["undeliverable"]
+    if undeliverable:
+        print(f"undeliverable: {len(undeliverable)} mail(s) bounced")
+        _print_some([f"{item['kind']}"
+                     + (f" {item['outgoing']}" if item["outgoing"] else "")
+                     + (f" of {item['receipt']}" if item["receipt"] else "")
+                     + f" to {item['to']} ({thai_iso(item['at'], tz)}): {item['reason']}"
+                     for item in undeliverable])
     for seen in status["watched"]:
         if seen["ok"] is None:
             state = "not read yet"

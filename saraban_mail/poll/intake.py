@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from saraban_mail import matters
+from saraban_mail.bounces import Bounce, read_bounce
 from saraban_mail.calendar import ack_due, official_received_at
 from saraban_mail.classify import Category, Decision, classify
 from saraban_mail.files import private_write, safe_filename
@@ -23,7 +24,7 @@ from saraban_mail.poll import replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.poll.reconnect import with_reconnect
 from saraban_mail.record import AttachmentNote, Record, WatchedOrigin
-from saraban_mail.thaitext import fold, thai_date
+from saraban_mail.thaitext import fold, phones_in, thai_date
 
 log = logging.getLogger("saraban_mail")
 
@@ -146,9 +147,24 @@ def intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
                               datetime.fromisoformat(origin["arrived_at"]))
         if origin is not None else None,
         related_receipt=f"{related[1]}/{related[0]}" if related else None, inquiry=inquiry)
-    record_new(ctx, fetched, mail, record, poll_id, now,
-               lambda message: [replying.queue(ctx, message, reply, now) for reply in
-                                replying.immediate_replies(ctx, record, fetched.raw, now)])
+    # A bounce is never answered; it is kept for poll/bounces.py to link to our mail.
+    bounce = _bounce_in(fetched) if decision.category == Category.AUTOMATED else None
+
+    def also(message: int) -> None:
+        for reply in replying.immediate_replies(ctx, record, fetched.raw, now):
+            replying.queue(ctx, message, reply, now)
+        if bounce is not None:
+            journal.add_bounce(message, bounce.to_json(), now)
+
+    record_new(ctx, fetched, mail, record, poll_id, now, also)
+
+
+def _bounce_in(fetched: Fetched) -> Bounce | None:
+    try:
+        return read_bounce(fetched.raw)
+    except Exception:  # an odd report is still automated mail: kept, never answered
+        log.exception("%s UID %s: could not read it as a bounce", fetched.folder, fetched.uid)
+        return None
 
 
 def record_new(ctx: Context, fetched: Fetched, mail: Incoming, record: Record, poll_id: str,
@@ -222,6 +238,9 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         watched=watched,
         related_receipt=related_receipt,
         inquiry=inquiry,
+        # Mail that may be registered (a person decides needs_review): its phone numbers.
+        phones=phones_in(f"{mail.subject}\n{mail.text}", (ctx.config.agency.phone,))
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else (),
     )
 
 

@@ -47,6 +47,8 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         remarks.append(f"เรื่องความเสี่ยงสูง ({kind}): ต้องยืนยันตัวตนก่อนดำเนินการ")
     if record.related_receipt:
         remarks.append(f"เกี่ยวข้องกับเลขทะเบียนรับที่ {record.related_receipt}")
+    if record.phones:  # the clerk's other way to reach the requester [seed 002 init §3.2]
+        remarks.append(f"โทรศัพท์ในคำขอ: {', '.join(record.phones)}")
     if record.watched:
         seen = record.watched
         arrived = seen.arrived_at.astimezone(calendar.tz)
