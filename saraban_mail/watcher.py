@@ -9,10 +9,11 @@ once, and its official receipt time is still the next working day's opening (cal
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from saraban_mail.errors import LoginRefused, MailboxError
+from saraban_mail.errors import LoginRefused, MailboxError, SarabanError
 from saraban_mail.service import inbox_handled, tokens_for
 
 if TYPE_CHECKING:
@@ -84,7 +85,11 @@ class Watcher:
                 if not self._interrupted():
                     daemon.poll_if("watch", lambda: True)
             else:
-                self._watch_imap(config)
+                try:
+                    self._watch_imap(config)
+                except Exception as exc:  # the watch never ends the daemon, nor itself
+                    log.exception("watching %s failed", config.imap.inbox)
+                    self._retry(config, exc)
 
     def _watch_imap(self, config: Config) -> None:
         from saraban_mail.mailbox import IDLE_RENEW, InboxWatch
@@ -125,7 +130,12 @@ class Watcher:
 
         def needed() -> bool:  # asked under the daemon's lock, after any other poll
             validity, next_uid = box.next_uid()
-            if not is_new(validity, next_uid, inbox_handled(config), self.seen):
+            try:
+                handled = inbox_handled(config)
+            except (SarabanError, sqlite3.Error) as exc:  # the poll will say what is wrong
+                log.warning("watching %s: journal not read (%s)", config.imap.inbox, exc)
+                handled = None
+            if not is_new(validity, next_uid, handled, self.seen):
                 return False
             candidate.append(Seen(validity, next_uid))
             return True
