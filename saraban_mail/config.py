@@ -162,9 +162,16 @@ class OfficeHours(_Section):
 
 
 class Schedule(_Section):
-    # Empty: poll at opening and closing time (SPEC §3).
+    # Empty: check INBOX and Junk at opening and this many minutes before closing
+    # ("ก่อนเลิกงาน", seed 004 App.3 §2; SPEC §3).
     times: list[time] = Field(default_factory=list)
+    before_closing_minutes: int = Field(default=30, ge=0)
     interval_minutes: int = 0
+    # Between the checks `run` watches INBOX (IMAP IDLE) and polls as mail arrives, at any
+    # hour: acknowledged at once, while receipt times still follow office hours.
+    watch: bool = True
+    # Where the server has no IDLE, or the mailbox is a Maildir: look this often instead.
+    watch_minutes: float = Field(default=2.0, gt=0)
 
 
 class Policy(_Section):

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "saraban_mail"
 CORE = {"category", "classify", "rules", "calendar", "record", "layout", "thaitext", "audit",
         "schedule", "replies", "errors", "parse", "review", "bounces"}
 SHELL = {"mailbox", "maildir", "send", "journal", "register", "service", "poll", "cli", "files",
-         "oauth", "watch", "results", "matters", "config", "demo"}
+         "oauth", "watch", "watcher", "results", "matters", "config", "demo"}
 # One concept each, longer than 400 lines for that reason (see ARCHITECTURE.md).
 LONG = {
     "journal": "the journal: its schema and every query, so SQL lives in one place",

@@ -129,7 +129,8 @@ def _next_poll(config: Config, calendar: BusinessCalendar, noted: dict[str, Any]
     `moment`), with a warning when the first of them is well past and no poll finished."""
     from saraban_mail import schedule
 
-    times = schedule.poll_times(config.schedule.times, calendar)
+    times = schedule.poll_times(config.schedule.times, calendar,
+                                config.schedule.before_closing_minutes)
     key = schedule.timetable(calendar, times)
     late = []
     if noted and noted.get("timetable") == key and noted.get("next_polls"):
@@ -259,10 +260,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append(f"smtp: {exc}")
     else:
         print(f"smtp: pickup folder {config.smtp.pickup_dir}")
-    times = schedule.poll_times(config.schedule.times, calendar)
+    times = schedule.poll_times(config.schedule.times, calendar,
+                                config.schedule.before_closing_minutes)
     upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
     print(f"next polls: {upcoming}")
-    warnings += schedule.deadline_warnings(calendar, times)
+    warnings += schedule.deadline_warnings(calendar, times, config.schedule.watch)
     print(_start_date_line(config))
     register_dir = config.paths.register_dir
     probe = register_dir if register_dir.exists() else register_dir.parent

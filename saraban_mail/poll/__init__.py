@@ -94,7 +94,8 @@ def _poll_times(ctx: Context, ended: datetime) -> dict[str, Any]:
     """The next poll times, noted for `status` with the timetable they follow. While the
     last note still covers them they are taken from it (an idle poll, a poll between
     scheduled ones): the holiday table is then not loaded."""
-    times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
+    times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar,
+                                ctx.config.schedule.before_closing_minutes)
     key = schedule.timetable(ctx.calendar, times)
     last = json.loads(ctx.journal.get_meta("poll_times") or "null")
     upcoming = (schedule.noted_polls(last, key, ended)
