@@ -1,0 +1,108 @@
+"""Every registered request acknowledged (issue 18 §2), against the real Dovecot and SMTP
+server: several requests from one address in a poll go out as one mail naming every receipt
+number; what the per-sender cap holds back is a reported problem and goes at a later poll."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+from saraban_mail.calendar import BANGKOK
+from tests.conftest import deliver
+
+CITIZEN = "many.requests@gmail.com"
+AGENCY = "saraban@nongtuayang.go.th"
+
+
+def request(n: int, sender: str = CITIZEN) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"] = f"นางสาว ขยัน ยื่นเรื่อง <{sender}>", AGENCY
+    msg["Subject"] = f"ขอข้อมูลข่าวสารเรื่องที่ {n}"
+    msg["Message-ID"] = f"<acks-{n}-{sender}@gmail.example>"
+    msg.set_content(f"ขอสำเนาเอกสารชุดที่ {n} ค่ะ ขอบคุณค่ะ")
+    return msg.as_bytes()
+
+
+def poll_at(config: Path, now: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "poll", "--config", str(config), "--json"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, SARABAN_NOW=now))
+
+
+def texts(smtp, start: int = 0) -> list[tuple[list[str], str, str]]:
+    """(recipients, subject, plain text) of what the SMTP server accepted since `start`."""
+    out = []
+    for _, recipients, raw in smtp.messages[start:]:
+        got = email.message_from_bytes(raw, policy=email.policy.default)
+        body = got.get_body(("plain",))
+        out.append((recipients, str(got["Subject"]), body.get_content() if body else ""))
+    return out
+
+
+def test_seven_requests_from_one_address_in_one_poll_are_all_acknowledged(
+        office, dovecot, imap_account, smtp):
+    when = datetime(2026, 11, 23, 9, 0, tzinfo=BANGKOK)
+    for n in range(1, 8):
+        deliver(dovecot, imap_account, "INBOX", request(n), when + timedelta(minutes=n))
+    result = poll_at(office, "2026-11-23T10:00:00+07:00")
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(r["receipt_no"] for r in got) == list(range(1, 8))
+    assert all(r["mail"] and r["mail"][0]["status"] == "sent" for r in got)
+    sent = texts(smtp)
+    assert len(sent) == 1  # one mail, under the loop brake's count of five a day
+    recipients, subject, body = sent[0]
+    assert recipients == [CITIZEN]
+    thai, _, english = body.partition("-" * 70)
+    for n in range(1, 8):
+        assert f"{n}/2569" in subject
+        assert f"เลขทะเบียนรับ {n}/2569: ขอข้อมูลข่าวสารเรื่องที่ {n}" in thai
+        assert f"Receipt number {n}/2569:" in english
+    status = subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "status", "--config", str(office), "--json"],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, SARABAN_NOW="2026-11-23T10:05:00+07:00"))
+    acks = json.loads(status.stdout)["acknowledgements"]
+    assert acks["due"] == [] and acks["late"] == [], acks  # none waits, none late
+
+
+def test_a_poll_over_the_cap_reports_the_held_ones_and_sends_them_the_next_day(
+        office, dovecot, imap_account, smtp):
+    office.write_text(office.read_text().replace(
+        "[policy]\n", "[policy]\nmax_replies_per_sender_per_day = 1\n"))
+    morning = datetime(2026, 11, 23, 9, 0, tzinfo=BANGKOK)
+    deliver(dovecot, imap_account, "INBOX", request(1), morning)
+    assert poll_at(office, "2026-11-23T09:30:00+07:00").returncode == 0
+    assert len(texts(smtp)) == 1
+    for n in (2, 3):  # two more that day: the address has had its one mail
+        deliver(dovecot, imap_account, "INBOX", request(n), morning + timedelta(hours=n))
+    held = poll_at(office, "2026-11-23T13:00:00+07:00")
+    assert held.returncode == 3, held.stderr  # a problem: work is pending
+    line = next(p for p in held.stderr.splitlines() if "held back" in p)
+    assert "2/2569, 3/2569" in line and CITIZEN in line
+    assert "2026-11-23T16:30:00+07:00" in line  # the deadline they miss
+    assert [r["mail"] for r in map(json.loads, held.stdout.splitlines())] == [[], []]
+    assert len(texts(smtp)) == 1
+    again = poll_at(office, "2026-11-23T16:25:00+07:00")  # still held, still reported
+    assert again.returncode == 3 and "2/2569, 3/2569" in again.stderr
+    assert len(texts(smtp)) == 1
+    status = subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "status", "--config", str(office), "--json"],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, SARABAN_NOW="2026-11-23T16:26:00+07:00"))
+    assert [a["receipt"] for a in json.loads(status.stdout)["acknowledgements"]["due"]] == [
+        "2/2569", "3/2569"]
+    # The next working day's first poll has room: one mail naming both, nothing held.
+    next_day = poll_at(office, "2026-11-24T08:35:00+07:00")
+    assert next_day.returncode == 0, next_day.stderr
+    sent = texts(smtp, 1)
+    assert len(sent) == 1 and "2/2569" in sent[0][1] and "3/2569" in sent[0][1]
+    assert poll_at(office, "2026-11-24T09:00:00+07:00").returncode == 0
+    assert len(smtp.messages) == 2  # sent once
