@@ -213,9 +213,11 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         channel=d.channel,
         received_at=received,
         official_received_at=official_received_at(received, cal),
-        # Mail a person must read was received too: it has the same deadline.
-        ack_due=ack_due(received, cal) if d.category.registered
-        or d.category == Category.NEEDS_REVIEW else None,
+        # Mail a person must read was received too: it has the same deadline. A copy from a
+        # staff mailbox counts from its arrival there: the law deems receipt on entry into
+        # any of the agency's mailboxes [002 framework §2]; the register keeps both times.
+        ack_due=ack_due(watched.arrived_at if watched else received, cal)
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else None,
         attachments=attachment_notes(mail),
         planned=_planned(ctx, fetched, d),
         text_sha=text_sha,
