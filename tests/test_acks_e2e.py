@@ -1,6 +1,7 @@
-"""Every registered request acknowledged (issue 18 §2), against the real Dovecot and SMTP
+"""Every registered request acknowledged (issue 18 §2, §5), against the real Dovecot and SMTP
 server: several requests from one address in a poll go out as one mail naming every receipt
-number; what the per-sender cap holds back is a reported problem and goes at a later poll."""
+number; what the per-sender cap holds back is a reported problem and goes at a later poll;
+mail in imap.extra_folders is read like INBOX's."""
 
 from __future__ import annotations
 
@@ -106,3 +107,45 @@ def test_a_poll_over_the_cap_reports_the_held_ones_and_sends_them_the_next_day(
     assert len(sent) == 1 and "2/2569" in sent[0][1] and "3/2569" in sent[0][1]
     assert poll_at(office, "2026-11-24T09:00:00+07:00").returncode == 0
     assert len(smtp.messages) == 2  # sent once
+
+
+def test_extra_folders_are_read_like_the_inbox_and_a_missing_one_is_reported(
+        office, dovecot, imap_account, smtp):
+    from tests.conftest import imap_client
+    from tests.offices import cli
+
+    client = imap_client(dovecot, imap_account)
+    client.create_folder("Requests")
+    client.logout()
+    office.write_text(office.read_text().replace(
+        'username = "', 'extra_folders = ["Requests", "Nope"]\nusername = "'))
+    when = datetime(2026, 11, 23, 9, 0, tzinfo=BANGKOK)
+    deliver(dovecot, imap_account, "Requests", request(1, "filtered.citizen@gmail.com"), when)
+    spam = EmailMessage(policy=email.policy.SMTP)
+    spam["From"], spam["To"], spam["Subject"] = "promo@slot.example", AGENCY, "สล็อต บาคาร่า"
+    spam["Message-ID"], spam["X-Spam-Flag"] = "<spam-extra@slot.example>", "YES"
+    spam.set_content("สล็อต บาคาร่า คาสิโน เว็บตรง")
+    deliver(dovecot, imap_account, "Requests", spam.as_bytes(), when)
+
+    first = poll_at(office, "2026-11-23T10:00:00+07:00")
+    assert first.returncode == 3, first.stderr
+    assert "Nope: named in imap.extra_folders but the server has no such folder" in first.stderr
+    got = {r["category"]: r for r in map(json.loads, first.stdout.splitlines())}
+    assert got.keys() == {"valid", "spam"}
+    assert got["valid"]["folder"] == "Requests" and got["valid"]["receipt_no"] == 1
+    assert got["valid"]["actions"] == ["register", "acknowledge", "seen"]  # not moved
+    [(recipients, subject, _)] = texts(smtp)
+    assert recipients == ["filtered.citizen@gmail.com"] and "1/2569" in subject
+    client = imap_client(dovecot, imap_account)
+    client.select_folder("Requests", readonly=True)
+    flags = client.fetch(client.search("ALL"), ["FLAGS"])
+    client.logout()
+    assert [sorted(f[b"FLAGS"]) for f in flags.values()] == [[b"\\Seen"]]  # spam went to Trash
+
+    again = poll_at(office, "2026-11-23T11:00:00+07:00")  # every poll says so, nothing twice
+    assert again.returncode == 3 and "Nope: named in imap.extra_folders" in again.stderr
+    assert again.stdout == "" and len(smtp.messages) == 1
+
+    check = cli("check", "--config", str(office))
+    assert "extra folders read like the inbox: Requests" in check.stdout
+    assert "imap.extra_folders: the server has no folder 'Nope'" in check.stderr
