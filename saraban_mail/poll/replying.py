@@ -176,7 +176,15 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
                     calendar: BusinessCalendar, now: datetime) -> None:
     """Render every template once with sample values, so a broken template is one
     clear error at start-up rather than a failure on a citizen's mail."""
-    sample = Record(
+    for name, sample in template_samples(config, rules, calendar, now).items():
+        templates.render(name, sample)
+
+
+def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar, now: datetime,
+                     record: Record | None = None) -> dict[str, dict[str, Any]]:
+    """Sample values for every template, by name: the poll replies' from `values` of
+    `record` (a sample request when None), the others as their senders give them."""
+    sample = record or Record(
         message_id="<sample@example>", thread_id="", folder="INBOX", uid=1, from_addr="",
         from_name="", requester="citizen@example.com", requester_name="ผู้ขอ",
         subject="ตัวอย่าง", date_header=None, references=(), category=Category.VALID,
@@ -188,17 +196,18 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
                             correct_channel="x"),
         received_at=now, official_received_at=now, ack_due=now, attachments=(), planned=(),
     )
-    for name in TEMPLATES:
-        templates.render(name, values(config, rules, calendar, sample, "1/2569"))
-    item = values(config, rules, calendar, sample, "1/2569") | {"wrong_channel": True}
-    templates.render("acknowledgements", item | {"receipts": [item, item | {"receipt": "2/2569"}]})
+    item = values(config, rules, calendar, sample, "1/2569")
+    samples = {name: item for name in TEMPLATES}
+    listed = item | {"wrong_channel": True}
+    samples["acknowledgements"] = listed | {
+        "receipts": [listed, listed | {"receipt": "2/2569", "wrong_channel": False}]}
     result = {"agency": config.agency, "receipt": "1/2569", "outgoing": "1/2569", "matter": "x",
               "requester_name": "x", "files": ["a.pdf"], "protected": True, "password": "x",
               "sent_th": "x", "sent_en": "x"}
-    for name in ("result", "result_password"):
-        templates.render(name, result)
+    samples |= {name: result for name in ("result", "result_password")}
     followup = result | {"items": "x", "days": 7, "deadline_th": "x", "deadline_en": "x",
                          "hold_days": 30, "at_th": "x", "at_en": "x", "link": "x",
                          "high_risk": True}
-    for name in ("request_documents", "documents_reminder", "video_call"):
-        templates.render(name, followup)
+    samples |= {name: followup for name in ("request_documents", "documents_reminder",
+                                            "video_call")}
+    return samples
