@@ -436,6 +436,12 @@ class Journal:
             " ON m.id = h.message WHERE h.released_at IS NULL ORDER BY h.message").fetchall()
         return [(row[0], row[1], Record.from_json(row[2])) for row in rows]
 
+    def held_kind(self, message: int) -> str | None:
+        """The kind of the message's acknowledgement if the cap holds it back."""
+        row = self.db.execute("SELECT kind FROM held_acks WHERE message = ? AND released_at IS NULL",
+                              (message,)).fetchone()
+        return row[0] if row else None
+
     def release_ack(self, message: int, now: datetime) -> None:
         self.db.execute("UPDATE held_acks SET released_at = ? WHERE message = ?",
                         (_iso(now), message))

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import openpyxl
+
 from saraban_mail.calendar import BANGKOK
 from tests.conftest import deliver
 
@@ -66,6 +68,13 @@ def test_seven_requests_from_one_address_in_one_poll_are_all_acknowledged(
         assert f"{n}/2569" in subject
         assert f"เลขทะเบียนรับ {n}/2569: ขอข้อมูลข่าวสารเรื่องที่ {n}" in thai
         assert f"Receipt number {n}/2569:" in english
+    # Every row's ตอบรับเมื่อ is filled (at the next save of the workbook).
+    assert poll_at(office, "2026-11-23T10:05:00+07:00").returncode == 0
+    sheet = openpyxl.load_workbook(office.parent / "register" / "incoming-2569.xlsx").worksheets[0]
+    header = next(row for row in sheet.iter_rows(max_row=3, values_only=True) if "ตอบรับเมื่อ" in row)
+    column = header.index("ตอบรับเมื่อ")
+    rows = [row for row in sheet.iter_rows(min_row=3, values_only=True) if row[0]]
+    assert len(rows) == 7 and all(row[column] for row in rows), rows
     status = subprocess.run(
         [sys.executable, "-m", "saraban_mail", "status", "--config", str(office), "--json"],
         capture_output=True, text=True, timeout=60,
@@ -89,7 +98,8 @@ def test_a_poll_over_the_cap_reports_the_held_ones_and_sends_them_the_next_day(
     line = next(p for p in held.stderr.splitlines() if "held back" in p)
     assert "2/2569, 3/2569" in line and CITIZEN in line
     assert "2026-11-23T16:30:00+07:00" in line  # the deadline they miss
-    assert [r["mail"] for r in map(json.loads, held.stdout.splitlines())] == [[], []]
+    assert [r["mail"] for r in map(json.loads, held.stdout.splitlines())] == [
+        [{"kind": "acknowledgement", "to": CITIZEN, "status": "held"}]] * 2
     assert len(texts(smtp)) == 1
     again = poll_at(office, "2026-11-23T16:25:00+07:00")  # still held, still reported
     assert again.returncode == 3 and "2/2569, 3/2569" in again.stderr
@@ -100,11 +110,19 @@ def test_a_poll_over_the_cap_reports_the_held_ones_and_sends_them_the_next_day(
         env=dict(os.environ, SARABAN_NOW="2026-11-23T16:26:00+07:00"))
     assert [a["receipt"] for a in json.loads(status.stdout)["acknowledgements"]["due"]] == [
         "2/2569", "3/2569"]
-    # The next working day's first poll has room: one mail naming both, nothing held.
+    # A fourth that evening, after hours; and the clerk cancels 3/2569 (registered twice).
+    deliver(dovecot, imap_account, "INBOX", request(4), morning + timedelta(hours=9))
+    assert poll_at(office, "2026-11-23T17:30:00+07:00").returncode == 3
+    cancel = subprocess.run(
+        [sys.executable, "-m", "saraban_mail", "correct", "3/2569", "--cancel", "ซ้ำ",
+         "--config", str(office)], capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, SARABAN_NOW="2026-11-23T17:40:00+07:00"))
+    assert cancel.returncode == 0, cancel.stderr
+    # The next working day's first poll has room: one mail naming the two still owed.
     next_day = poll_at(office, "2026-11-24T08:35:00+07:00")
     assert next_day.returncode == 0, next_day.stderr
-    sent = texts(smtp, 1)
-    assert len(sent) == 1 and "2/2569" in sent[0][1] and "3/2569" in sent[0][1]
+    [(_, subject, body)] = texts(smtp, 1)
+    assert "2/2569" in subject and "4/2569" in subject and "3/2569" not in subject + body
     assert poll_at(office, "2026-11-24T09:00:00+07:00").returncode == 0
     assert len(smtp.messages) == 2  # sent once
 

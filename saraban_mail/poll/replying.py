@@ -23,7 +23,7 @@ from typing import Any
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.category import Category
 from saraban_mail.config import Config
-from saraban_mail.journal import Journal
+from saraban_mail.matters import CANCELLED
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.replies import Envelope, Reply, Templates, build
@@ -118,8 +118,13 @@ def acknowledge(ctx: Context, report: PollReport, owed: list[Owed], now: datetim
     """Queue the acknowledgements owed now and those held before, one mail per address;
     hold what the cap leaves no room for today. Call inside the numbering transaction."""
     journal = ctx.journal
-    held = [Owed(message, kind, record, _receipt(journal, message))
-            for message, kind, record in journal.held_acks()]
+    held = []
+    for message, kind, record in journal.held_acks():
+        year, number = journal.receipt(message)
+        if year is None or number is None or journal.state_of(year, number) == CANCELLED:
+            journal.release_ack(message, now)  # a number cancelled meanwhile is owed nothing
+            continue
+        held.append(Owed(message, kind, record, f"{number}/{year}"))
     fresh = {item.message for item in owed} - {item.message for item in held}
     by_address: dict[str, list[Owed]] = {}
     for item in held + [o for o in owed if o.message in fresh]:
@@ -149,11 +154,6 @@ def acknowledge(ctx: Context, report: PollReport, owed: list[Owed], now: datetim
         for item in items:
             if item.message not in fresh:
                 journal.release_ack(item.message, now)
-
-
-def _receipt(journal: Journal, message: int) -> str:
-    year, number = journal.receipt(message)
-    return f"{number}/{year}"
 
 
 def _acknowledgement(ctx: Context, items: list[Owed], now: datetime) -> Reply:
