@@ -94,6 +94,8 @@ class Imap(_Server):
     junk: str = ""
     trash: str = ""
     sent: str = ""
+    # Other folders where mail can arrive (a server filter's), read like INBOX [004 App.3 §2].
+    extra_folders: list[str] = []
     timeout: float = 60.0
     ca_file: Path | None = None
 

@@ -54,7 +54,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind TEXT NOT NULL, recipient TEXT NOT NULL, message_id TEXT NOT NULL, raw BLOB NOT NULL,
     created_at TEXT NOT NULL, sent_at TEXT, filed_at TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, gave_up_at TEXT,
-    filing_at TEXT  -- a copy to Sent was attempted: it may be there already
+    filing_at TEXT,  -- a copy to Sent was attempted: it may be there already
+    -- a row for a further receipt named in one combined acknowledgement: the mail itself
+    -- is row `part_of`, and this row is sent, refused and filed with it
+    part_of INTEGER REFERENCES outbox(id)
+);
+-- Acknowledgements held back by the per-sender cap: sent at the first poll with room for
+-- them (the next day's), never dropped.
+CREATE TABLE IF NOT EXISTS held_acks (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    kind TEXT NOT NULL, held_at TEXT NOT NULL, released_at TEXT
 );
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY,
@@ -152,6 +161,8 @@ ADDED_COLUMNS = (
     ("results", "bounce_reason", "TEXT"),
     # Which register a note is for: incoming (แบบที่ ๑๓) or outgoing (แบบที่ ๑๔).
     ("register_notes", "book", "TEXT NOT NULL DEFAULT 'incoming'"),
+    # One acknowledgement mail naming several receipts: the others point at it.
+    ("outbox", "part_of", "INTEGER REFERENCES outbox(id)"),
 )
 
 
@@ -414,31 +425,53 @@ class Journal:
     # -- outbox -------------------------------------------------------------------------
 
     def queue_mail(self, *, message: int | None, kind: str, recipient: str, message_id: str,
-                   raw: bytes, now: datetime) -> int:
+                   raw: bytes, now: datetime, part_of: int | None = None) -> int:
         cursor = self.db.execute(
-            "INSERT INTO outbox (message, kind, recipient, message_id, raw, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (message, kind, recipient, message_id, raw, _iso(now)),
+            "INSERT INTO outbox (message, kind, recipient, message_id, raw, created_at, part_of)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (message, kind, recipient, message_id, raw, _iso(now), part_of),
         )
         return int(cursor.lastrowid or 0)
 
     def replies_on(self, recipient: str, day: date) -> int:
+        """Mails (not receipts: a combined acknowledgement is one) to `recipient` that day."""
         row = self.db.execute(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND substr(created_at, 1, 10) = ?",
-            (recipient, day.isoformat()),
+            "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND substr(created_at, 1, 10) = ?"
+            " AND part_of IS NULL", (recipient, day.isoformat()),
         ).fetchone()
         return int(row[0])
+
+    def hold_ack(self, message: int, kind: str, now: datetime) -> None:
+        self.db.execute("INSERT OR IGNORE INTO held_acks (message, kind, held_at) VALUES (?, ?, ?)",
+                        (message, kind, _iso(now)))
+
+    def held_acks(self) -> list[tuple[int, str, Record]]:
+        """(message, kind, record) of acknowledgements waiting for room under the cap."""
+        rows = self.db.execute(
+            "SELECT h.message, h.kind, m.record FROM held_acks h JOIN messages m"
+            " ON m.id = h.message WHERE h.released_at IS NULL ORDER BY h.message").fetchall()
+        return [(row[0], row[1], Record.from_json(row[2])) for row in rows]
+
+    def held_kind(self, message: int) -> str | None:
+        """The kind of the message's acknowledgement if the cap holds it back."""
+        row = self.db.execute("SELECT kind FROM held_acks WHERE message = ? AND released_at IS NULL",
+                              (message,)).fetchone()
+        return row[0] if row else None
+
+    def release_ack(self, message: int, now: datetime) -> None:
+        self.db.execute("UPDATE held_acks SET released_at = ? WHERE message = ?",
+                        (_iso(now), message))
 
     def pending_mail(self) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT id, message, kind, recipient, message_id, raw, attempts FROM outbox"
-            " WHERE sent_at IS NULL AND gave_up_at IS NULL ORDER BY id"
+            " WHERE sent_at IS NULL AND gave_up_at IS NULL AND part_of IS NULL ORDER BY id"
         ).fetchall()
 
     def unfiled_mail(self) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT id, raw, message_id, filing_at FROM outbox"
-            " WHERE sent_at IS NOT NULL AND filed_at IS NULL ORDER BY id"
+            " WHERE sent_at IS NOT NULL AND filed_at IS NULL AND part_of IS NULL ORDER BY id"
         ).fetchall()
 
     def mark_filing(self, mails: list[int], now: datetime) -> None:
@@ -448,16 +481,18 @@ class Journal:
                             [(_iso(now), mail) for mail in mails])
 
     def mark_sent(self, mail: int, now: datetime) -> None:
-        self.db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
-                        (_iso(now), mail))
+        self.db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL"
+                        " WHERE id = ? OR part_of = ?", (_iso(now), mail, mail))
 
     def mark_filed(self, mail: int, now: datetime) -> None:
-        self.db.execute("UPDATE outbox SET filed_at = ? WHERE id = ?", (_iso(now), mail))
+        self.db.execute("UPDATE outbox SET filed_at = ? WHERE id = ? OR part_of = ?",
+                        (_iso(now), mail, mail))
 
     def mark_send_failed(self, mail: int, error: str, *, give_up: datetime | None) -> None:
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, gave_up_at = ? WHERE id = ?",
-            (error[:500], _iso(give_up) if give_up else None, mail),
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, gave_up_at = ?"
+            " WHERE id = ? OR part_of = ?",
+            (error[:500], _iso(give_up) if give_up else None, mail, mail),
         )
 
     def mail_of(self, message: int) -> list[sqlite3.Row]:
@@ -875,18 +910,24 @@ class Journal:
 
     def sent_with_id(self, message_id: str) -> tuple[str, sqlite3.Row] | None:
         """Our sent mail with this Message-ID: ("outbox", row) or ("results", row)."""
-        for table in ("outbox", "results"):
+        for table, own in (("outbox", " AND part_of IS NULL"), ("results", "")):
             row = self.db.execute(f"SELECT * FROM {table} WHERE message_id = ? AND sent_at IS NOT "
-                                  "NULL", (message_id,)).fetchone()
+                                  f"NULL{own}", (message_id,)).fetchone()
             if row is not None:
                 return table, row
         return None
 
+    def parts_of(self, mail: int) -> list[sqlite3.Row]:
+        """The rows of the other receipts one acknowledgement mail named (outbox.part_of)."""
+        return self.db.execute("SELECT * FROM outbox WHERE part_of = ? ORDER BY id",
+                               (mail,)).fetchall()
+
     def sent_to(self, recipient: str) -> list[tuple[str, sqlite3.Row]]:
         """Our sent mail to `recipient`, either table, for a bounce that names no Message-ID."""
-        return [(table, row) for table in ("outbox", "results") for row in self.db.execute(
-            f"SELECT * FROM {table} WHERE recipient = ? AND sent_at IS NOT NULL",
-            (recipient,))]
+        return [(table, row) for table, own in (("outbox", " AND part_of IS NULL"), ("results", ""))
+                for row in self.db.execute(
+                    f"SELECT * FROM {table} WHERE recipient = ? AND sent_at IS NOT NULL{own}",
+                    (recipient,))]
 
     def mark_bounced(self, table: str, row: int, reason: str, now: datetime) -> None:
         assert table in ("outbox", "results")

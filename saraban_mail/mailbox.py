@@ -102,6 +102,9 @@ class Folders:
     junk: str | None
     trash: str | None
     sent: str | None
+    # imap.extra_folders: those the server has, and those it has not (a problem every poll).
+    extra: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,11 +222,15 @@ class ImapMailbox:
         self._selected: tuple[str, bool] | None = None
         self._validity = 0
         names, flags = self._list()
+        junk = _pick(names, settings.junk, JUNK, flags, JUNK_NAMES)
+        extra = [f for f in dict.fromkeys(settings.extra_folders) if f not in (settings.inbox, junk)]
         self.folders = Folders(
             inbox=settings.inbox,
-            junk=_pick(names, settings.junk, JUNK, flags, JUNK_NAMES),
+            junk=junk,
             trash=_pick(names, settings.trash, TRASH, flags, TRASH_NAMES),
             sent=_pick(names, settings.sent, SENT, flags, SENT_NAMES),
+            extra=tuple(f for f in extra if f in names),
+            missing=tuple(f for f in extra if f not in names),
         )
 
     def reconnect(self) -> None:

@@ -163,3 +163,22 @@ def test_exchange_and_recipient_only_reports_are_linked_and_a_stranger_is_not(
     story = cli(office, "show", "2/2569").stdout
     assert "reply_received → received" in story
     assert "mail_bounced → unreachable" in cli(office, "show", "1/2569").stdout
+
+
+def test_a_bounced_acknowledgement_naming_several_receipts_marks_each_matter(
+        office, dovecot, imap_account, smtp, monkeypatch):
+    set_clock(monkeypatch, at(16, 11))
+    for minute in (1, 2):
+        deliver(dovecot, imap_account, "INBOX",
+                a_request("มาลี <malee.nomail@example.com>", f"ขอสำเนาเอกสาร {minute}",
+                          at(16, 10).replace(minute=minute)), at(16, 10).replace(minute=minute))
+    assert [r["receipt_no"] for r in records(run_poll(office, "--json"))] == [1, 2]
+    ((_, _, both),) = smtp.messages  # one mail names 1/2569 and 2/2569
+    deliver(dovecot, imap_account, "INBOX",
+            rfc3464(both, "malee.nomail@example.com", at(16, 12)), at(16, 12))
+    set_clock(monkeypatch, at(16, 13))
+    assert run_poll(office, "--json").returncode == 0
+    for number in ("1/2569", "2/2569"):
+        assert "mail_bounced" in cli(office, "show", number).stdout, number
+    rows = incoming_rows(office)
+    assert all("ส่งไม่ถึง: หนังสือตอบรับ" in str(rows[n]["หมายเหตุ"]) for n in (1, 2))

@@ -244,6 +244,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append("no junk folder found; set imap.junk")
         if not f.trash:
             warnings.append("no trash folder found: spam is only marked read; set imap.trash")
+        if f.extra:
+            print(f"extra folders read like the inbox: {', '.join(f.extra)}")
+        warnings += [f"imap.extra_folders: the server has no folder '{name}'"
+                     for name in f.missing]
     finally:
         box.close()
     for watch in config.watch:

@@ -41,7 +41,10 @@ def run(ctx: Context, report: PollReport) -> None:
         found = find_sent(journal, bounce, datetime.fromisoformat(row["arrived"]))
         with journal.transaction():
             if found is not None:
-                report.notes.append(mark(ctx, *found, bounce, now))
+                # One acknowledgement naming several receipts: each receipt's matter hears.
+                parts = journal.parts_of(found[1]["id"]) if found[0] == "outbox" else []
+                for table, sent in [found, *(("outbox", part) for part in parts)]:
+                    report.notes.append(mark(ctx, table, sent, bounce, now))
             journal.bounce_linked(row["message"], f"{found[0]}:{found[1]['id']}" if found else "",
                                   now)
     report.problems += register_notes.write_pending_notes(journal, ctx.config, now)

@@ -1,5 +1,6 @@
-"""Stage 1, intake: fetch what is new in INBOX and Junk, parse, classify, and record each
-message in the journal with its mailbox actions and the replies that need no number.
+"""Stage 1, intake: fetch what is new in INBOX, Junk and imap.extra_folders, parse, classify,
+and record each message in the journal with its mailbox actions and the replies that need no
+number.
 
 One transaction per message, with the folder's high-water mark: a crash repeats at most
 the message in hand. A message the stage fails on is recorded as needs_review."""
@@ -32,7 +33,11 @@ log = logging.getLogger("saraban_mail")
 def run(ctx: Context, report: PollReport, poll_id: str) -> None:
     box = ctx.mailbox
     since = start_date(ctx, report)
-    for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
+    for folder in box.folders.missing:
+        report.problems.append(f"{folder}: named in imap.extra_folders but the server has no "
+                               "such folder: not read (create it, or correct the name)")
+    # Extra folders are read like INBOX: the same rules, and no move (that is Junk's).
+    for folder in [f for f in (box.folders.inbox, box.folders.junk, *box.folders.extra) if f]:
         failed = with_reconnect(ctx, f"reading {folder}", functools.partial(
             intake_folder, ctx, folder, poll_id, report, since))
         if failed:
@@ -229,9 +234,11 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         channel=d.channel,
         received_at=received,
         official_received_at=official_received_at(received, cal),
-        # Mail a person must read was received too: it has the same deadline.
-        ack_due=ack_due(received, cal) if d.category.registered
-        or d.category == Category.NEEDS_REVIEW else None,
+        # Mail a person must read was received too: it has the same deadline. A copy from a
+        # staff mailbox counts from its arrival there: the law deems receipt on entry into
+        # any of the agency's mailboxes [002 framework §2]; the register keeps both times.
+        ack_due=ack_due(watched.arrived_at if watched else received, cal)
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else None,
         attachments=attachment_notes(mail),
         planned=_planned(ctx, fetched, d),
         text_sha=text_sha,

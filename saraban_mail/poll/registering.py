@@ -54,7 +54,8 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         arrived = seen.arrived_at.astimezone(calendar.tz)
         remarks.append(f"ส่งถึง {seen.address or seen.watch} (กล่องจดหมายเจ้าหน้าที่) "
                        f"เมื่อ {thai_datetime(arrived)}; ระบบคัดลอกเข้าอีเมลกลาง "
-                       "วันเวลารับคือเวลาที่อีเมลกลางได้รับ")
+                       "วันเวลารับคือเวลาที่อีเมลกลางได้รับ กำหนดตอบรับนับจากเวลาที่ถึง"
+                       "กล่องจดหมายเจ้าหน้าที่")
     if record.reviewed:
         note = record.reviewed
         remarks.append(f"ระบบส่งให้เจ้าหน้าที่ตรวจ; {note.actor} สั่งลงรับเมื่อ "
