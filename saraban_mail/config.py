@@ -94,6 +94,8 @@ class Imap(_Server):
     junk: str = ""
     trash: str = ""
     sent: str = ""
+    # Other folders where mail can arrive (a server filter's), read like INBOX [004 App.3 §2].
+    extra_folders: list[str] = []
     timeout: float = 60.0
     ca_file: Path | None = None
 
@@ -162,9 +164,16 @@ class OfficeHours(_Section):
 
 
 class Schedule(_Section):
-    # Empty: poll at opening and closing time (SPEC §3).
+    # Empty: check INBOX and Junk at opening and this many minutes before closing
+    # ("ก่อนเลิกงาน", seed 004 App.3 §2; SPEC §3).
     times: list[time] = Field(default_factory=list)
+    before_closing_minutes: int = Field(default=30, ge=0)
     interval_minutes: int = 0
+    # Between the checks `run` watches INBOX (IMAP IDLE) and polls as mail arrives, at any
+    # hour: acknowledged at once, while receipt times still follow office hours.
+    watch: bool = True
+    # Where the server has no IDLE, or the mailbox is a Maildir: look this often instead.
+    watch_minutes: float = Field(default=2.0, gt=0)
 
 
 class Policy(_Section):
@@ -250,9 +259,10 @@ class Followup(_Section):
     documents_days: int = Field(default=7, ge=1)  # working days to send missing documents
     reminder: bool = True  # one reminder when the document deadline passes
     # A matter waiting on the citizen with no contact this long is proposed for disposal
-    # (seed 000: kept 30 days, then proposed to the head of the agency).
+    # (seed 000: kept 30 days, then proposed to the head of the agency). Calendar days, as
+    # the seeds and the templates say ("30 วัน"); true counts working days instead.
     hold_days: int = Field(default=30, ge=1)
-    hold_in_working_days: bool = True
+    hold_in_working_days: bool = False
     # Requests for information, logged in the inquiry log (seed 004 §1.7).
     inquiry_keywords: list[str] = Field(default_factory=lambda: [
         "สอบถาม", "ขอทราบ", "ขอข้อมูล", "inquiry", "question about",

@@ -102,6 +102,9 @@ class Folders:
     junk: str | None
     trash: str | None
     sent: str | None
+    # imap.extra_folders: those the server has, and those it has not (a problem every poll).
+    extra: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,11 +222,15 @@ class ImapMailbox:
         self._selected: tuple[str, bool] | None = None
         self._validity = 0
         names, flags = self._list()
+        junk = _pick(names, settings.junk, JUNK, flags, JUNK_NAMES)
+        extra = [f for f in dict.fromkeys(settings.extra_folders) if f not in (settings.inbox, junk)]
         self.folders = Folders(
             inbox=settings.inbox,
-            junk=_pick(names, settings.junk, JUNK, flags, JUNK_NAMES),
+            junk=junk,
             trash=_pick(names, settings.trash, TRASH, flags, TRASH_NAMES),
             sent=_pick(names, settings.sent, SENT, flags, SENT_NAMES),
+            extra=tuple(f for f in extra if f in names),
+            missing=tuple(f for f in extra if f not in names),
         )
 
     def reconnect(self) -> None:
@@ -459,6 +466,61 @@ class ImapMailbox:
         self._select(folder, readonly=True)
         return bool(self.client.search(["HEADER", name, value]))
 
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, IMAPClientError, socket.error):
+            self.client.logout()
+
+
+# RFC 2177 asks a client to end IDLE and issue it again at least every 29 minutes (the
+# server may drop an idle client after 30); an office router often drops a silent TCP
+# connection sooner, and ending IDLE is what finds a connection that died without a word.
+IDLE_RENEW = 10 * 60.0
+
+
+class InboxWatch:
+    """A connection of its own (never the poll's) that only waits for mail to arrive in
+    INBOX: IMAP IDLE (RFC 2177) where the server has it. Errors are MailboxError."""
+
+    def __init__(self, settings: Imap, tokens: Tokens | None = None) -> None:
+        self.inbox = settings.inbox
+        self.client = ImapMailbox._connect(settings, tokens)
+        try:
+            self.can_idle = bool(self.client.has_capability("IDLE"))
+        except (OSError, IMAPClientError) as exc:
+            self.close()
+            raise MailboxError(f"{settings.inbox}: {exc}") from exc
+
+    def next_uid(self) -> tuple[int, int]:
+        """(UIDVALIDITY, UIDNEXT) of INBOX, from a fresh EXAMINE: mail arrived when the
+        UIDNEXT grows."""
+        try:
+            info = self.client.select_folder(self.inbox, readonly=True)
+            if b"UIDNEXT" not in info:  # optional in a SELECT answer before IMAP4rev2
+                info = self.client.folder_status(self.inbox, [b"UIDVALIDITY", b"UIDNEXT"])
+            return int(info[b"UIDVALIDITY"]), int(info[b"UIDNEXT"])
+        except (OSError, IMAPClientError, KeyError) as exc:
+            raise MailboxError(f"{self.inbox}: {exc}") from exc
+
+    def wait(self, seconds: float, stop: Callable[[], bool]) -> bool:
+        """IDLE for up to `seconds`, or until `stop()`: True when the server told of new
+        mail (EXISTS). Looks at `stop` every second, so SIGTERM is never kept waiting."""
+        import time
+
+        arrived = False
+        try:
+            self.client.idle()
+            end = time.monotonic() + seconds
+            while not arrived and not stop() and time.monotonic() < end:
+                began = time.monotonic()
+                answers = self.client.idle_check(timeout=1.0)
+                arrived = any(len(a) > 1 and a[1] in (b"EXISTS", b"RECENT") for a in answers)
+                if not answers and time.monotonic() - began < 0.5:
+                    break  # woken with nothing to read: the server closed the connection
+            self.client.idle_done()
+        except (OSError, IMAPClientError) as exc:
+            raise MailboxError(f"connection lost ({exc})") from exc
+        return arrived
 
     def close(self) -> None:
         with contextlib.suppress(OSError, IMAPClientError, socket.error):

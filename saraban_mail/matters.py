@@ -38,8 +38,11 @@ RESULT_SENT = "result_sent"
 TO_DISPOSE = "to_dispose"
 DISPOSED = "disposed"
 CANCELLED = "cancelled"  # the receipt number cancelled (corrections.py); the row stays
+# Our mail to the requester bounced and the request gave no other contact: kept 30 days,
+# then proposed for disposal (จำหน่ายเรื่อง) [seed 002 init §3.2, seed 000 step 2].
+UNREACHABLE = "unreachable"
 # States in which the matter waits for the citizen: silence here starts the hold.
-WAITING_ON_CITIZEN = (IDENTITY_PENDING, AWAITING_DOCUMENTS)
+WAITING_ON_CITIZEN = (IDENTITY_PENDING, AWAITING_DOCUMENTS, UNREACHABLE)
 WAITING_FOR = {
     RECEIVED: "การพิจารณาของเจ้าหน้าที่ / the officer's decision",
     IDENTITY_PENDING: "การยืนยันตัวตนของผู้ขอ / the requester's identity proof",
@@ -47,6 +50,7 @@ WAITING_FOR = {
     AWAITING_DOCUMENTS: "เอกสารเพิ่มเติมจากผู้ขอ / documents from the requester",
     DOCUMENTS_RECEIVED: "การตรวจเอกสารของเจ้าหน้าที่ / the officer's review of the documents",
     TO_DISPOSE: "การอนุมัติจำหน่ายเรื่องของหัวหน้าหน่วยงาน / the head of agency's approval",
+    UNREACHABLE: "การติดต่อกลับจากผู้ขอ (อีเมลส่งไม่ถึง) / the requester's contact (mail bounced)",
 }
 METHODS = ("in_person", "video_call", "digital_id")
 TAG = re.compile(r"\[(รับที่|ส่งที่)\s*(\d+)/(\d{4})\]")
@@ -94,10 +98,38 @@ def on_registered(journal: Journal, year: int, number: int, record: Record,
                               "related_receipt": related})
     if related:
         r_number, r_year = (int(x) for x in related.split("/"))
-        waiting = journal.state_of(r_year, r_number) in (AWAITING_DOCUMENTS, TO_DISPOSE)
+        state = journal.state_of(r_year, r_number) or ""
+        # Unreachable until now: the requester is back, the matter goes on where it was.
+        back = _before_bounce(journal, r_year, r_number) if state == UNREACHABLE else None
+        waiting = (back or state) in (AWAITING_DOCUMENTS, TO_DISPOSE)
         journal.add_event(r_year, r_number, kind="reply_received", actor="service", now=now,
-                          state=DOCUMENTS_RECEIVED if waiting else None,
+                          state=DOCUMENTS_RECEIVED if waiting else back,
                           detail={"receipt": f"{number}/{year}"})
+
+
+def mail_bounced(journal: Journal, year: int, number: int, *, recipient: str, reason: str,
+                 kind: str, phones: tuple[str, ...], requester: bool, now: datetime) -> bool:
+    """A bounce of our mail: logged. When it went to the requester and the request gave no
+    phone number, the requester is unreachable and the hold starts. Returns whether it did."""
+    state = journal.state_of(year, number)
+    unreachable = (requester and not phones
+                   and state not in (None, TO_DISPOSE, DISPOSED, CANCELLED))
+    detail: dict[str, Any] = {"recipient": recipient, "reason": reason, "mail": kind}
+    if phones:
+        detail["phones"] = list(phones)
+    if unreachable and state != UNREACHABLE:
+        detail["previous_state"] = state
+    journal.add_event(year, number, kind="mail_bounced", actor="service", now=now,
+                      state=UNREACHABLE if unreachable else None, detail=detail)
+    return unreachable
+
+
+def _before_bounce(journal: Journal, year: int, number: int) -> str:
+    for event in reversed(journal.events(year, number)):
+        before = json.loads(event["detail"]).get("previous_state")
+        if event["kind"] == "mail_bounced" and before:
+            return str(before)
+    return RECEIVED
 
 
 # -- clerk steps ----------------------------------------------------------------------------

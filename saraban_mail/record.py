@@ -82,6 +82,9 @@ class Record:
     inquiry: bool = False
     reviewed: ReviewNote | None = None  # decided by a person from the review queue
     letter: Letter | None = None  # an official letter's ที่, ลงวันที่, agency and เรื่อง
+    # Telephone numbers in the request's text: the clerk tries them when mail does not
+    # reach the requester [seed 002 init §3.2].
+    phones: tuple[str, ...] = ()
 
     @property
     def requester_label(self) -> str:
@@ -124,6 +127,8 @@ class Record:
         if self.category.registered:
             data["related_receipt"] = self.related_receipt
             data["inquiry"] = self.inquiry
+        if self.phones:
+            data["phones"] = list(self.phones)
         if self.reviewed is not None:
             note = self.reviewed
             data["reviewed"] = {"decision": note.decision, "actor": note.actor,
@@ -172,6 +177,7 @@ class Record:
                                 reviewed.get("why", ""))
             if reviewed else None,
             letter=Letter.from_json(data["letter"]) if data.get("letter") else None,
+            phones=tuple(data.get("phones", ())),
         )
 
 

@@ -9,24 +9,32 @@ from typing import Any
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError
 from saraban_mail.journal import Journal
-from saraban_mail.layout import INCOMING, Look, incoming_path, service_ref
+from saraban_mail.layout import INCOMING, KINDS, Look, service_ref, workbook_path
 
 __all__ = ["note_in_register", "write_pending_notes"]
 
 
 def note_in_register(config: Config, year: int, notes: list[tuple[int, str]],
                      journal: Journal, now: datetime | None = None,
-                     field: str = "action") -> list[str]:
+                     field: str = "action", book: str = INCOMING.key) -> list[str]:
     """A line in each incoming row's `field` (การปฏิบัติ by default): queued in the journal,
     then written at once if the workbook is free, else by the next poll that finds it free
-    (poll/notes.py). Returns the problems: a busy workbook is reported, not fatal."""
+    (poll/notes.py). Returns the problems: a busy workbook is reported, not fatal.
+    With book="outgoing" the numbers are send numbers of the outgoing register."""
     moment = now or datetime.now().astimezone()
     with journal.transaction():
         for number, text in notes:
-            found = journal.message_of_receipt(year, number)
-            journal.queue_note(year, number, service_ref(found[1]) if found else "", text,
-                               moment, field)
+            journal.queue_note(year, number, row_ref(journal, book, year, number), text,
+                               moment, field, book)
     return write_pending_notes(journal, config, moment, year=year)
+
+
+def row_ref(journal: Journal, book: str, year: int, number: int) -> str:
+    """The service's reference of the row a note is for; '' for a clerk's paper row."""
+    if book != INCOMING.key:
+        return journal.result_ref(year, number)
+    found = journal.message_of_receipt(year, number)
+    return service_ref(found[1]) if found else ""
 
 
 def write_pending_notes(journal: Journal, config: Config, now: datetime,
@@ -35,18 +43,20 @@ def write_pending_notes(journal: Journal, config: Config, now: datetime,
     per workbook and column; each written one is marked in the journal."""
     from saraban_mail.register import annotate_rows
 
-    groups: dict[tuple[int, str], list[Any]] = {}
+    groups: dict[tuple[int, str, str], list[Any]] = {}
     for note in journal.pending_notes(year):
-        groups.setdefault((note["year"], note["field"]), []).append(note)
+        groups.setdefault((note["year"], note["book"], note["field"]), []).append(note)
     problems = []
     settings = config.registers
-    for (book_year, field), pending in sorted(groups.items()):
-        path = incoming_path(config.paths.register_dir, book_year)
+    for (book_year, book, field), pending in sorted(groups.items()):
+        kind = KINDS[book]
+        path = workbook_path(config.paths.register_dir, kind, book_year)
         try:
             done = annotate_rows(
-                path, INCOMING, field,
+                path, kind, field,
                 [(n["receipt_no"], n["ref"], n["text"]) for n in pending],
-                look=Look.of(settings), summary=journal.summary(book_year),
+                look=Look.of(settings),
+                summary=journal.summary(book_year) if kind is INCOMING else None,
                 agency=config.agency.name_th, backups=settings.backups,
                 stale_hours=settings.stale_lock_hours, sharing=config.sharing, now=now)
         except RegisterError as exc:

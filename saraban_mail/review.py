@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from saraban_mail.errors import SarabanError
 from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
@@ -34,6 +36,9 @@ WHY = {
     "state_bulk": "อีเมลที่หน่วยงานของรัฐส่งถึงผู้รับหลายราย ไม่มีเลขที่หนังสือหรือไฟล์ PDF "
                   "(อาจเป็นจดหมายข่าว): ตรวจว่าเป็นหนังสือราชการที่ต้องลงรับหรือไม่",
 }
+
+
+Named = TypeVar("Named", AgencyRule, ChannelRule)
 
 
 class ReviewError(SarabanError):
@@ -86,19 +91,20 @@ def check(verdict: Verdict, rules: RuleSet) -> Verdict:
 
 
 def agency(name: str, rules: RuleSet) -> AgencyRule:
-    found = next((a for a in rules.agencies if name in (a.id, a.name_th)), None)
-    if found is None:
-        known = ", ".join(a.id for a in rules.agencies) or "ไม่มี"
-        raise ReviewError(f"ไม่พบหน่วยงาน '{name}' ใน rules/agencies.toml (รหัสที่มี: {known})")
-    return found
+    return _named(rules.agencies, name, "หน่วยงาน", "rules/agencies.toml")
 
 
 def channel(name: str, rules: RuleSet) -> ChannelRule:
-    found = next((c for c in rules.channels if name in (c.id, c.name_th)), None)
-    if found is None:
-        known = ", ".join(c.id for c in rules.channels) or "ไม่มี"
-        raise ReviewError(f"ไม่พบช่องทาง '{name}' ใน rules/channels.toml (รหัสที่มี: {known})")
-    return found
+    return _named(rules.channels, name, "ช่องทาง", "rules/channels.toml")
+
+
+def _named(found: Sequence[Named], name: str, what: str, where: str) -> Named:
+    """The rule a clerk named, by its id or its Thai name."""
+    for rule in found:
+        if name in (rule.id, rule.name_th):
+            return rule
+    known = ", ".join(rule.id for rule in found) or "ไม่มี"
+    raise ReviewError(f"ไม่พบ{what} '{name}' ใน {where} (รหัสที่มี: {known})")
 
 
 def _example(decision: str, rules: RuleSet) -> str:

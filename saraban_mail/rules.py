@@ -112,8 +112,11 @@ class _Holiday(BaseModel):
     name: str = ""
 
 
-# Seed 000 step 3 and seed 002 §3.4: the five high-risk request types. Always on;
-# rules/high_risk.toml may add keywords to these ids or add rules of its own.
+# Seed 000 step 3: the five high-risk request types, as its flowchart lists them. Always on;
+# rules/high_risk.toml may add keywords to these ids or add rules of its own. Seed 002
+# (initial tier §3.4) also names "การขอสิทธิใด ๆ ตามกฎหมาย" (claiming a right): not built in,
+# since every welfare claim (ขอรับสิทธิเบี้ยยังชีพ) would then wait for identity proofing; the
+# shipped rules/high_risk.toml shows, commented out, how an agency adds it.
 BUILTIN_HIGH_RISK: tuple[HighRiskRule, ...] = (
     HighRiskRule(
         id="personal_data_disclosure",
@@ -124,11 +127,11 @@ BUILTIN_HIGH_RISK: tuple[HighRiskRule, ...] = (
                   "copy of my personal data"),
     ),
     HighRiskRule(
-        id="legal_right",
-        name_th="การขอสิทธิ การขอสละสิทธิ หรือการปฏิเสธสิทธิใด ๆ ตามกฎหมาย",
-        name_en="claiming, waiving or refusing a legal right",
-        keywords=("สละสิทธิ", "ปฏิเสธสิทธิ", "ขอรับสิทธิ", "ขอใช้สิทธิ", "waive my right",
-                  "waiver of", "renounce", "refuse my right"),
+        id="legal_right",  # การขอสละสิทธิ (waiving) and การปฏิเสธสิทธิ (refusing) a right
+        name_th="การขอสละสิทธิหรือการปฏิเสธสิทธิใด ๆ ตามกฎหมาย",
+        name_en="waiving or refusing a legal right",
+        keywords=("สละสิทธิ", "ปฏิเสธสิทธิ", "waive my right", "waiver of", "renounce",
+                  "refuse my right"),
     ),
     HighRiskRule(
         id="permit_cancellation",

@@ -173,3 +173,17 @@ def last_poll(config: Config) -> dict[str, Any] | None:
     finally:
         journal.close()
     return json.loads(value) if value else None
+
+
+def inbox_handled(config: Config) -> tuple[int, int] | None:
+    """(UIDVALIDITY, highest UID) of INBOX as far as the journal has taken it, or None: what
+    the watch compares with the server's UIDNEXT to tell whether mail is new."""
+    path = config.paths.data_dir / "journal.sqlite3"
+    if not path.exists():
+        return None
+    journal = Journal.open(config.paths.data_dir)
+    try:
+        state = journal.folder_state(config.imap.inbox)
+    finally:
+        journal.close()
+    return (state.uidvalidity, state.last_uid) if state else None

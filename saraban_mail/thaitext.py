@@ -127,3 +127,33 @@ def _month_of(name: str, text: str) -> int:
         if wanted in (short, short.replace(".", ""), long):
             return index
     raise ValueError(f"'{text}': '{name}' is not a Thai month (ม.ค. ... ธ.ค.)")
+
+
+# A Thai telephone number as people write it: 081-234-5678, 0812345678, 02 123 4567,
+# 0 4400 0000, +66 81 234 5678 (Thai digits too); separators one space, dash or dot.
+_PHONE = re.compile(r"(?<![\w+])(?:\+66[ -]?(?:\(0\))?[ -]?|0)(\d(?:[ .-]?\d){7,8})(?![\d])")
+
+
+def phones_in(text: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The telephone numbers in `text`, written the usual way (081-234-5678, 02-123-4567,
+    044-123-456), each once; numbers in `exclude` (the agency's own) are left out."""
+    def national(match: re.Match[str]) -> str:
+        return "0" + re.sub(r"\D", "", match.group(1))
+
+    left_out = {national(m) for e in exclude for m in _PHONE.finditer(e.translate(_ARABIC_DIGITS))}
+    found: dict[str, None] = {}
+    for match in _PHONE.finditer(text.translate(_ARABIC_DIGITS)):
+        digits = national(match)
+        mobile = len(digits) == 10 and digits[1] in "689"
+        landline = len(digits) == 9 and digits[1] in "234567"
+        if (mobile or landline) and digits not in left_out:
+            found[_grouped(digits)] = None
+    return tuple(found)
+
+
+def _grouped(digits: str) -> str:
+    if len(digits) == 10:
+        return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    if digits[1] == "2":  # Bangkok: 02-123-4567
+        return f"{digits[:2]}-{digits[2:5]}-{digits[5:]}"
+    return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"

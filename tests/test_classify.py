@@ -122,6 +122,20 @@ def test_high_risk_requests_are_flagged(text, rule):
     assert d.high_risk and d.high_risk_rule == rule and d.category == Category.VALID
 
 
+def test_a_welfare_claim_is_high_risk_only_when_the_agency_enables_the_example_rule(tmp_path):
+    claim = mail("ขอรับสิทธิเบี้ยยังชีพผู้สูงอายุ", "ขอใช้สิทธิรับเบี้ยยังชีพค่ะ")
+    d = decide(claim)
+    assert (d.category, d.high_risk) == (Category.VALID, False)  # seed 000's list: no claims
+    shipped = (default_dir("rules") / "high_risk.toml").read_text(encoding="utf-8")
+    example = shipped[shipped.index("# [[rule]]"):]
+    enabled = shipped.replace(example, "\n".join(
+        line.removeprefix("# ") for line in example.splitlines()) + "\n")
+    assert 'id = "right_claim"' in enabled.splitlines()
+    (tmp_path / "high_risk.toml").write_text(enabled, encoding="utf-8")
+    d = classify(claim, load_rules(tmp_path), US)
+    assert d.high_risk and d.high_risk_rule == "right_claim"
+
+
 def test_thai_sara_am_matches_either_spelling():
     # "ยกเลิกคำร้อง" typed with NIKHAHIT + SARA AA instead of SARA AM.
     assert decide(mail("x", "ขอยกเลิกค\u0e4d\u0e32ร้อง")).high_risk

@@ -32,7 +32,8 @@ def test_register_category_and_remarks_are_thai(tmp_path):
 
     permit = rows["ขออนุญาตก่อสร้างอาคาร"]
     assert permit["ประเภท"] == CATEGORY_TH["valid"] == "คำขอ/เรื่องทั่วไป"
-    assert permit["หมายเหตุ"] == "รับทางอีเมล"
+    # issue 18: the phone number in the request, for the clerk to try first
+    assert permit["หมายเหตุ"] == "รับทางอีเมล\nโทรศัพท์ในคำขอ: 081-234-5678"
 
     bid = rows["ยื่นซองเสนอราคาโครงการถนน คสล."]
     assert bid["ประเภท"] == "ผิดช่องทาง (ลงรับ)"

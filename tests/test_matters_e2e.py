@@ -172,6 +172,10 @@ def test_force_sends_for_an_unverified_high_risk_matter_and_logs_why(office, dov
 
 def test_silence_past_the_hold_is_proposed_then_disposed(permit_registered, smtp, monkeypatch):
     office = permit_registered
+    # The hold counts calendar days by default (issue 18, test_bounces_e2e); an agency may
+    # count working days instead: this test keeps that option honest.
+    with office.open("a", encoding="utf-8") as config:
+        config.write("\n[followup]\nhold_in_working_days = true\n")
     set_clock(monkeypatch, at(17))
     assert cli(office, "request-docs", "1/2569", "--items", "แบบแปลน", "--days",
                "5").returncode == 0

@@ -4,6 +4,8 @@ These run against a local Maildir and a pickup folder: real files, no server nee
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import mailbox
 from datetime import datetime
@@ -158,7 +160,7 @@ def test_example_config_is_valid(monkeypatch):
         "imap.mail.go.th", 993, "tls")
 
 
-def test_replies_per_sender_per_day_are_capped(tmp_path):
+def test_several_requests_from_one_sender_are_acknowledged_in_one_mail_under_the_cap(tmp_path):
     config = office_with(tmp_path, [])
     config.write_text(config.read_text().replace(
         "[policy]\n", "[policy]\nmax_replies_per_sender_per_day = 2\n"))
@@ -172,9 +174,12 @@ def test_replies_per_sender_per_day_are_capped(tmp_path):
         root.add(message)
     got = [json.loads(line) for line in poll(config).stdout.splitlines()]
     assert [r["receipt_no"] for r in got] == [1, 2, 3, 4]  # all registered
-    assert len(list((tmp_path / "outbox-mail").glob("*.eml"))) == 2
-    assert [len(r["mail"]) for r in got] == [1, 1, 0, 0]
-    assert got[0]["mail"][0]["status"] == "sent"
+    # One mail naming all four: the cap (two a day) counts mails, and costs no receipt its
+    # acknowledgement (issue 18; held-back ones: tests/test_acks_e2e.py).
+    [sent] = list((tmp_path / "outbox-mail").glob("*.eml"))
+    subject = str(email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)["Subject"])
+    assert all(f"{n}/2569" in subject for n in range(1, 5))
+    assert [[m["status"] for m in r["mail"]] for r in got] == [["sent"]] * 4
 
 
 def test_a_broken_template_is_one_clear_error_before_any_mail_is_touched(tmp_path):

@@ -25,25 +25,29 @@ from tests.conftest import deliver
 from tests.test_intake_e2e import records, run_poll
 
 CAL = BusinessCalendar()
-TIMES = poll_times([], CAL)
+TIMES = poll_times([], CAL, 30)
 
 
 def bkk(*args: int) -> datetime:
     return datetime(*args, tzinfo=BANGKOK)
 
 
-def test_default_polls_are_at_opening_and_closing():
-    assert [time(8, 30), time(16, 30)] == TIMES
+def test_default_checks_are_at_opening_and_before_closing():
+    # "เมื่อเริ่มงานและก่อนเลิกงาน": the afternoon check half an hour before closing, not at
+    # the same instant as the same-day deadline (its acknowledgements were then late).
+    assert [time(8, 30), time(16, 0)] == TIMES
+    assert poll_times([], BusinessCalendar(closing=time(16, 0)), 45) == [time(8, 30), time(15, 15)]
+    assert poll_times([time(16, 30), time(9, 0)], CAL, 30) == [time(9, 0), time(16, 30)]
 
 
 def test_next_polls_skip_weekends_and_holidays():
     # Friday 10 April 2026 after closing: Monday-Wednesday are Songkran.
     assert next_polls(CAL, TIMES, bkk(2026, 4, 10, 17, 0)) == [
-        bkk(2026, 4, 16, 8, 30), bkk(2026, 4, 16, 16, 30), bkk(2026, 4, 17, 8, 30)]
+        bkk(2026, 4, 16, 8, 30), bkk(2026, 4, 16, 16, 0), bkk(2026, 4, 17, 8, 30)]
 
 
 def test_a_pc_switched_on_late_catches_up_the_missed_poll():
-    last = bkk(2026, 11, 20, 16, 30)  # Friday's closing poll ran
+    last = bkk(2026, 11, 20, 16, 0)  # Friday's afternoon poll ran
     assert missed(CAL, TIMES, last, bkk(2026, 11, 23, 9, 10)) == bkk(2026, 11, 23, 8, 30)
     assert missed(CAL, TIMES, bkk(2026, 11, 23, 8, 30), bkk(2026, 11, 23, 9, 10)) is None
     assert missed(CAL, TIMES, last, bkk(2026, 11, 22, 12, 0)) is None  # Sunday: nothing due
@@ -69,9 +73,27 @@ def test_noted_poll_times_hold_until_the_last_and_only_for_their_timetable():
 
 
 def test_a_timetable_that_cannot_meet_the_deadlines_is_warned_about():
-    assert deadline_warnings(CAL, TIMES) == []
-    assert "acknowledged late" in deadline_warnings(CAL, [time(11, 0), time(16, 30)])[0]
-    assert "same-day deadline" in deadline_warnings(CAL, [time(8, 30), time(13, 0)])[0]
+    assert deadline_warnings(CAL, TIMES, watching=True) == []
+    assert "acknowledged late" in deadline_warnings(CAL, [time(11, 0), time(16, 30)], True)[0]
+    assert "same-day deadline" in deadline_warnings(CAL, [time(8, 30), time(13, 0)], True)[0]
+    # Without the watch, mail after a 16:00 check waits for the next morning: said so.
+    (unwatched,) = deadline_warnings(CAL, TIMES, watching=False)
+    assert "schedule.watch is off" in unwatched and "16:00" in unwatched
+    assert deadline_warnings(CAL, [time(8, 30), time(16, 30)], watching=False) == []
+
+
+def test_new_mail_is_what_neither_the_journal_nor_the_last_poll_has_seen():
+    from saraban_mail.watcher import Seen, is_new
+
+    assert is_new(7, 2, None, None)  # a first message, no journal yet
+    assert not is_new(7, 1, None, None)  # an empty INBOX
+    assert not is_new(7, 11, (7, 10), None)  # all taken
+    assert is_new(7, 12, (7, 10), None)
+    assert is_new(8, 11, (7, 10), None)  # the folder was rebuilt: UIDs start again
+    # Mail older than policy.start_date stays above the journal's mark: new only once.
+    assert not is_new(7, 12, (7, 3), Seen(7, 12))
+    assert is_new(7, 13, (7, 3), Seen(7, 12))
+    assert is_new(7, 12, (7, 3), Seen(6, 12))
 
 
 def cli_env(**extra: str) -> dict[str, str]:

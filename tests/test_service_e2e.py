@@ -168,7 +168,7 @@ def status_probe(config: Path, moment: str) -> tuple[dict, bool]:
 def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not_run(
     office, dovecot, imap_account, smtp, monkeypatch
 ):
-    monkeypatch.setenv("SARABAN_NOW", "2026-11-20T16:40:00+07:00")  # Friday's closing poll
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-20T16:40:00+07:00")  # after Friday's last check
     assert poll(office).returncode == 0
     status, loaded = status_probe(office, "2026-11-22T12:00:00+07:00")  # Sunday
     assert status["next_poll"] == "2026-11-23T08:30:00+07:00"  # Monday's opening poll
@@ -176,10 +176,10 @@ def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not
     assert not any("has not finished" in w for w in status["warnings"])
     # Monday 09:00: the 08:30 poll may still be running; 10:00: it did not run.
     status, loaded = status_probe(office, "2026-11-23T09:00:00+07:00")
-    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and not loaded
+    assert status["next_poll"] == "2026-11-23T16:00:00+07:00" and not loaded
     assert not any("has not finished" in w for w in status["warnings"])
     status, loaded = status_probe(office, "2026-11-23T10:00:00+07:00")
-    assert status["next_poll"] == "2026-11-23T16:30:00+07:00" and not loaded
+    assert status["next_poll"] == "2026-11-23T16:00:00+07:00" and not loaded
     warning = ("the poll due at 2026-11-23 08:30 has not finished: is the service running "
                "(saraban-mail run)?")
     assert warning in status["warnings"]
@@ -198,7 +198,7 @@ def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not
     status, _ = status_probe(office, "2026-12-04T17:05:00+07:00")
     assert not any("has not finished" in w for w in status["warnings"])
     noted = poll_times(office)
-    assert noted[:3] == ["2026-12-08T08:30:00+07:00", "2026-12-08T16:30:00+07:00",
+    assert noted[:3] == ["2026-12-08T08:30:00+07:00", "2026-12-08T16:00:00+07:00",
                          "2026-12-09T08:30:00+07:00"]
     monkeypatch.setenv("SARABAN_NOW", "2026-12-08T12:00:00+07:00")
     assert poll(office).returncode == 0
@@ -207,7 +207,7 @@ def test_status_takes_the_next_poll_from_the_last_poll_and_warns_when_it_did_not
     # Past the noted times a poll notes them anew, as many as always.
     monkeypatch.setenv("SARABAN_NOW", "2027-01-04T08:30:00+07:00")
     assert poll(office).returncode == 0
-    assert poll_times(office)[0] == "2027-01-04T16:30:00+07:00"
+    assert poll_times(office)[0] == "2027-01-04T16:00:00+07:00"
     assert len(poll_times(office)) == NOTED_POLLS
 
 

@@ -168,6 +168,44 @@ def test_a_request_in_a_staff_mailbox_is_copied_registered_and_acknowledged_once
     assert "1 request(s) copied" in status.stdout
 
 
+def test_a_request_in_a_staff_mailbox_is_due_from_its_arrival_there_and_the_register_keeps_both(
+    office, dovecot, smtp, secrets_dir
+):
+    from saraban_mail.calendar import ack_due
+    from saraban_mail.config import load_config
+    from saraban_mail.rules import default_dir, load_rules
+    from saraban_mail.service import calendar_for
+
+    staff = dovecot.account()
+    office.write_text(office.read_text() + watch_entry(
+        "somchai", dovecot.port, staff, secrets_dir / "staff-password")
+        + '\n[watching]\nagency_domains = ["test.example"]\nlookback_days = 10\n')
+    calendar = calendar_for(load_config(office), load_rules(default_dir("rules")))
+    # 10:00 of the latest working day before today: due at its closing, long passed.
+    day = NOW.astimezone(calendar.tz).date() - timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day -= timedelta(days=1)
+    arrived = calendar.at(day, calendar.opening) + timedelta(hours=1)
+    deliver(dovecot, staff, "INBOX", mail("นายเกษม ใจดี <kasem.citizen@gmail.com>", staff,
+                                          "ขออนุญาตต่อเติมบ้าน", "ขออนุญาตต่อเติมบ้านครับ",
+                                          key="due-from-staff"), arrived)
+    result = poll(office)
+    assert result.returncode == 0, result.stderr
+    [got] = [json.loads(line) for line in result.stdout.splitlines()]
+    received = datetime.fromisoformat(got["received_at"])
+    assert received > arrived + timedelta(hours=12)  # saraban got its copy today
+    assert datetime.fromisoformat(got["ack_due"]) == ack_due(arrived, calendar) == \
+        calendar.at(day, calendar.closing)
+    assert ack_due(received, calendar) > ack_due(arrived, calendar)
+    # The register: the official receipt time as saraban got it, the staff arrival in หมายเหตุ.
+    [row] = register_rows(office)
+    assert "ส่งถึง" in row[7] and "กำหนดตอบรับนับจากเวลาที่ถึงกล่องจดหมายเจ้าหน้าที่" in row[7]
+    assert str(arrived.astimezone(calendar.tz).year + 543) in row[7]
+    status = json.loads(cli("status", "--config", str(office), "--json").stdout)
+    assert [a["receipt"] for a in status["acknowledgements"]["late"]] == [
+        f"{got['receipt_no']}/{got['receipt_year']}"]
+
+
 def _saraban(office: Path) -> str:
     return next(line.split('"')[1] for line in office.read_text().splitlines()
                 if line.startswith("username"))

@@ -159,25 +159,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         rules = load_rules(config.paths.rules_dir)
         cal = calendar_for(config, rules)
         check_templates(Templates(config.paths.templates_dir), config, rules, cal, now())
-        return (config, cal, schedule.poll_times(config.schedule.times, cal),
+        return (config, cal, schedule.poll_times(config.schedule.times, cal,
+                                                 config.schedule.before_closing_minutes),
                 config.schedule.interval_minutes)
 
-    def poll_once(config) -> None:
+    def poll_once(config) -> bool:
         try:
             report = run_poll(config, stop=daemon.stopping.is_set)
         except SarabanError as exc:  # noted for status; the next poll tries again
             log.error("poll failed: %s", exc)
-            return
+            return False
         for note in report.notes:
             log.info("%s", note)
         for problem in report.problems:
             log.warning("%s", problem)
         log.info("poll done: %d message(s) handled, %d problem(s)", len(report.records),
                     len(report.problems))
+        return True
 
     def previous(config) -> datetime | None:
         found = last_poll(config)
         return datetime.fromisoformat(found["at"]) if found else None
 
-    daemon = schedule.Daemon(load, poll_once, previous, now)
+    from saraban_mail.watcher import watch
+
+    daemon = schedule.Daemon(load, poll_once, previous, now, watch)
     return daemon.run()

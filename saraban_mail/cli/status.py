@@ -65,6 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
+            # Our mail a bounce reported undeliverable (ส่งไม่ถึง), newest first.
+            "undeliverable": _undeliverable(journal),
             # Mail a person must decide (needs_review), each with its deadline.
             "review": waiting(journal),
             "warnings": late_poll + oauth.warnings(config, moment),
@@ -109,6 +111,14 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
     return {"by_state": by_state, "waiting": waiting}
 
 
+def _undeliverable(journal: Journal) -> list[dict[str, Any]]:
+    return [{"kind": row["kind"], "to": row["recipient"], "at": row["bounced_at"],
+             "reason": row["bounce_reason"],
+             "receipt": f"{row['receipt_no']}/{row['receipt_year']}" if row["receipt_no"] else None,
+             "outgoing": f"{row['send_no']}/{row['send_year']}" if row["send_no"] else None}
+            for row in journal.bounced_mail()]
+
+
 # A poll this long after its time has not finished (a large backlog takes minutes).
 LATE_POLL = timedelta(hours=1)
 
@@ -119,7 +129,8 @@ def _next_poll(config: Config, calendar: BusinessCalendar, noted: dict[str, Any]
     `moment`), with a warning when the first of them is well past and no poll finished."""
     from saraban_mail import schedule
 
-    times = schedule.poll_times(config.schedule.times, calendar)
+    times = schedule.poll_times(config.schedule.times, calendar,
+                                config.schedule.before_closing_minutes)
     key = schedule.timetable(calendar, times)
     late = []
     if noted and noted.get("timetable") == key and noted.get("next_polls"):
@@ -185,6 +196,14 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
     _print_some([f"{item['receipt']}  {item['state']}: waiting for "
                  f"{item['waiting_for']} since {thai_iso(item['since'], tz)}"
                  for item in status["matters"]["waiting"]])
+    undeliverable = status["undeliverable"]
+    if undeliverable:
+        print(f"undeliverable: {len(undeliverable)} mail(s) bounced")
+        _print_some([f"{item['kind']}"
+                     + (f" {item['outgoing']}" if item["outgoing"] else "")
+                     + (f" of {item['receipt']}" if item["receipt"] else "")
+                     + f" to {item['to']} ({thai_iso(item['at'], tz)}): {item['reason']}"
+                     for item in undeliverable])
     for seen in status["watched"]:
         if seen["ok"] is None:
             state = "not read yet"
@@ -225,6 +244,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append("no junk folder found; set imap.junk")
         if not f.trash:
             warnings.append("no trash folder found: spam is only marked read; set imap.trash")
+        if f.extra:
+            print(f"extra folders read like the inbox: {', '.join(f.extra)}")
+        warnings += [f"imap.extra_folders: the server has no folder '{name}'"
+                     for name in f.missing]
     finally:
         box.close()
     for watch in config.watch:
@@ -241,10 +264,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             warnings.append(f"smtp: {exc}")
     else:
         print(f"smtp: pickup folder {config.smtp.pickup_dir}")
-    times = schedule.poll_times(config.schedule.times, calendar)
+    times = schedule.poll_times(config.schedule.times, calendar,
+                                config.schedule.before_closing_minutes)
     upcoming = ", ".join(f"{p:%a %d %b %H:%M}" for p in schedule.next_polls(calendar, times, now()))
     print(f"next polls: {upcoming}")
-    warnings += schedule.deadline_warnings(calendar, times)
+    warnings += schedule.deadline_warnings(calendar, times, config.schedule.watch)
     print(_start_date_line(config))
     register_dir = config.paths.register_dir
     probe = register_dir if register_dir.exists() else register_dir.parent

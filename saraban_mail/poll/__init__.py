@@ -1,7 +1,7 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
     watched → intake → reviewing (decisions) → numbering → registering → notes
-            → reviewing (the list) → clerk_instructions → housekeeping → sending
+            → reviewing (the list) → clerk_instructions → bounces → housekeeping → sending
             → registering (acknowledgement times) → delivering (results)
             → mailbox_actions → alerts
 
@@ -23,6 +23,7 @@ from typing import Any
 from saraban_mail import schedule
 from saraban_mail.poll import (
     alerts,
+    bounces,
     clerk_instructions,
     delivering,
     housekeeping,
@@ -58,7 +59,7 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
     if not ctx.dry_run:
         found += [("write_register", registering.run), ("register_notes", notes.run),
                   ("write_review", reviewing.write),
-                  ("clerk_instructions", clerk_instructions.run),
+                  ("clerk_instructions", clerk_instructions.run), ("bounces", bounces.run),
                   ("housekeeping", housekeeping.run), ("send", sending.run),
                   ("register_acks", registering.run_after_send),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
@@ -93,7 +94,8 @@ def _poll_times(ctx: Context, ended: datetime) -> dict[str, Any]:
     """The next poll times, noted for `status` with the timetable they follow. While the
     last note still covers them they are taken from it (an idle poll, a poll between
     scheduled ones): the holiday table is then not loaded."""
-    times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar)
+    times = schedule.poll_times(ctx.config.schedule.times, ctx.calendar,
+                                ctx.config.schedule.before_closing_minutes)
     key = schedule.timetable(ctx.calendar, times)
     last = json.loads(ctx.journal.get_meta("poll_times") or "null")
     upcoming = (schedule.noted_polls(last, key, ended)

@@ -1,5 +1,6 @@
-"""Stage 1, intake: fetch what is new in INBOX and Junk, parse, classify, and record each
-message in the journal with its mailbox actions and the replies that need no number.
+"""Stage 1, intake: fetch what is new in INBOX, Junk and imap.extra_folders, parse, classify,
+and record each message in the journal with its mailbox actions and the replies that need no
+number.
 
 One transaction per message, with the folder's high-water mark: a crash repeats at most
 the message in hand. A message the stage fails on is recorded as needs_review."""
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from saraban_mail import matters
+from saraban_mail.bounces import Bounce, read_bounce
 from saraban_mail.calendar import ack_due, official_received_at
 from saraban_mail.classify import Category, Decision, classify
 from saraban_mail.files import private_write, safe_filename
@@ -23,7 +25,7 @@ from saraban_mail.poll import replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.poll.reconnect import with_reconnect
 from saraban_mail.record import AttachmentNote, Record, WatchedOrigin
-from saraban_mail.thaitext import fold, thai_date
+from saraban_mail.thaitext import fold, phones_in, thai_date
 
 log = logging.getLogger("saraban_mail")
 
@@ -31,7 +33,11 @@ log = logging.getLogger("saraban_mail")
 def run(ctx: Context, report: PollReport, poll_id: str) -> None:
     box = ctx.mailbox
     since = start_date(ctx, report)
-    for folder in [f for f in (box.folders.inbox, box.folders.junk) if f]:
+    for folder in box.folders.missing:
+        report.problems.append(f"{folder}: named in imap.extra_folders but the server has no "
+                               "such folder: not read (create it, or correct the name)")
+    # Extra folders are read like INBOX: the same rules, and no move (that is Junk's).
+    for folder in [f for f in (box.folders.inbox, box.folders.junk, *box.folders.extra) if f]:
         failed = with_reconnect(ctx, f"reading {folder}", functools.partial(
             intake_folder, ctx, folder, poll_id, report, since))
         if failed:
@@ -147,9 +153,24 @@ def intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
                               datetime.fromisoformat(origin["arrived_at"]))
         if origin is not None else None,
         related_receipt=f"{related[1]}/{related[0]}" if related else None, inquiry=inquiry)
-    record_new(ctx, fetched, mail, record, poll_id, now,
-               lambda message: [replying.queue(ctx, message, reply, now) for reply in
-                                replying.immediate_replies(ctx, record, fetched.raw, now)])
+    # A bounce is never answered; it is kept for poll/bounces.py to link to our mail.
+    bounce = _bounce_in(fetched) if decision.category == Category.AUTOMATED else None
+
+    def also(message: int) -> None:
+        for reply in replying.immediate_replies(ctx, record, fetched.raw, now):
+            replying.queue(ctx, message, reply, now)
+        if bounce is not None:
+            journal.add_bounce(message, bounce.to_json(), now)
+
+    record_new(ctx, fetched, mail, record, poll_id, now, also)
+
+
+def _bounce_in(fetched: Fetched) -> Bounce | None:
+    try:
+        return read_bounce(fetched.raw)
+    except Exception:  # an odd report is still automated mail: kept, never answered
+        log.exception("%s UID %s: could not read it as a bounce", fetched.folder, fetched.uid)
+        return None
 
 
 def record_new(ctx: Context, fetched: Fetched, mail: Incoming, record: Record, poll_id: str,
@@ -214,9 +235,11 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         channel=d.channel,
         received_at=received,
         official_received_at=official_received_at(received, cal),
-        # Mail a person must read was received too: it has the same deadline.
-        ack_due=ack_due(received, cal) if d.category.registered
-        or d.category == Category.NEEDS_REVIEW else None,
+        # Mail a person must read was received too: it has the same deadline. A copy from a
+        # staff mailbox counts from its arrival there: the law deems receipt on entry into
+        # any of the agency's mailboxes [002 framework §2]; the register keeps both times.
+        ack_due=ack_due(watched.arrived_at if watched else received, cal)
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else None,
         attachments=attachment_notes(mail),
         planned=_planned(ctx, fetched, d),
         text_sha=text_sha,
@@ -224,6 +247,9 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         related_receipt=related_receipt,
         inquiry=inquiry,
         letter=d.letter,
+        # Mail that may be registered (a person decides needs_review): its phone numbers.
+        phones=phones_in(f"{mail.subject}\n{mail.text}", (ctx.config.agency.phone,))
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else (),
     )
 
 

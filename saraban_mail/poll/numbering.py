@@ -28,10 +28,13 @@ def next_number(in_sheet: int, in_journal: int) -> int:
 def run(ctx: Context, report: PollReport) -> None:
     journal = ctx.journal
     pending = journal.unnumbered(tuple(c.value for c in REGISTERED))
+    now = ctx.clock()
     if not pending:
+        with journal.transaction():  # acknowledgements held back at an earlier poll
+            replying.acknowledge(ctx, report, [], now)
         return
     highest: dict[int, int] = {}
-    now = ctx.clock()
+    owed: list[replying.Owed] = []
     with journal.transaction():
         for message, identity, record in pending:
             year = buddhist_year(record.official_received_at)
@@ -55,8 +58,8 @@ def run(ctx: Context, report: PollReport) -> None:
                                          record, number, identity))
             kind = ACKNOWLEDGEMENT[record.category]
             if record.requester:
-                replying.queue(ctx, message,
-                               replying.reply(ctx, kind, record, now, f"{number}/{year}"), now)
+                owed.append(replying.Owed(message, kind, record, f"{number}/{year}"))
+        replying.acknowledge(ctx, report, owed, now)
 
 
 def highest_in_sheet(ctx: Context, year: int) -> int:

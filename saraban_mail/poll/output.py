@@ -38,5 +38,6 @@ def handled(journal: Journal, copy: Any) -> dict[str, Any]:
             {"kind": m["kind"], "to": m["recipient"],
              "status": "sent" if m["sent_at"] else "refused" if m["gave_up_at"] else "pending"}
             for m in journal.mail_of(copy["message"])
-        ],
+        ] + ([{"kind": held, "to": record.requester, "status": "held"}]
+             if not duplicate and (held := journal.held_kind(copy["message"])) else []),
     }

@@ -47,12 +47,15 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         remarks.append(f"เรื่องความเสี่ยงสูง ({kind}): ต้องยืนยันตัวตนก่อนดำเนินการ")
     if record.related_receipt:
         remarks.append(f"เกี่ยวข้องกับเลขทะเบียนรับที่ {record.related_receipt}")
+    if record.phones:  # the clerk's other way to reach the requester [seed 002 init §3.2]
+        remarks.append(f"โทรศัพท์ในคำขอ: {', '.join(record.phones)}")
     if record.watched:
         seen = record.watched
         arrived = seen.arrived_at.astimezone(calendar.tz)
         remarks.append(f"ส่งถึง {seen.address or seen.watch} (กล่องจดหมายเจ้าหน้าที่) "
                        f"เมื่อ {thai_datetime(arrived)}; ระบบคัดลอกเข้าอีเมลกลาง "
-                       "วันเวลารับคือเวลาที่อีเมลกลางได้รับ")
+                       "วันเวลารับคือเวลาที่อีเมลกลางได้รับ กำหนดตอบรับนับจากเวลาที่ถึง"
+                       "กล่องจดหมายเจ้าหน้าที่")
     if record.reviewed:
         note = record.reviewed
         remarks.append(f"ระบบส่งให้เจ้าหน้าที่ตรวจ; {note.actor} สั่งลงรับเมื่อ "

@@ -1,12 +1,22 @@
 """Replies of a poll: the template values of a record, the envelope that threads a reply
 to the citizen's mail, and the queue in the journal with its loop brake.
 
-Intake queues what needs no receipt number (wrong agency, forwards); numbering queues the
-acknowledgements. Sending is a later stage (sending.py)."""
+Intake queues what needs no receipt number (wrong agency, forwards); numbering hands its
+acknowledgements to `acknowledge`. Sending is a later stage (sending.py).
+
+The cap on mails to one address a day (`policy.max_replies_per_sender_per_day`) stops loops
+with auto-responders that carry no marker; it must never cost a registered request its
+acknowledgement. So the acknowledgements one address is owed at a poll go out as ONE mail
+listing every receipt number (template `acknowledgements`), and when the address has had
+the day's share, they are held in the journal (`held_acks`), reported as a problem with their
+deadline at every poll, and sent at the first poll with room (the next day's). Exempting
+acknowledgements from the cap instead would let a responder whose every answer differs
+loop without end; this way it gets at most the cap's number of mails a day."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +24,8 @@ from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.category import Category
 from saraban_mail.config import Config
 from saraban_mail.letters import Letter
-from saraban_mail.poll.context import Context
+from saraban_mail.matters import CANCELLED
+from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
@@ -24,6 +35,17 @@ log = logging.getLogger("saraban_mail")
 
 TEMPLATES = ("acknowledgement", "wrong_channel", "wrong_agency", "forward_note", "forward_cover",
              "letter_receipt")
+ACK_KINDS = ("acknowledgement", "wrong_channel", "letter_receipt")
+
+
+@dataclass(frozen=True)
+class Owed:
+    """An acknowledgement a registered message is owed: its journal id, kind and receipt."""
+
+    message: int
+    kind: str  # one of ACK_KINDS
+    record: Record
+    receipt: str  # "12/2569"
 
 
 def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: Record,
@@ -39,6 +61,7 @@ def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: R
         "official_en": english_datetime(official),
         "ack_due_th": thai_datetime(record.ack_due) if record.ack_due else "",
         "subject": record.subject or "(ไม่มีหัวเรื่อง / no subject)",
+        "subject_en": record.subject or "(no subject)",  # the English half has no Thai of ours
         "requester": record.requester,
         "requester_name": record.requester_name,
         "high_risk": record.high_risk,
@@ -100,11 +123,77 @@ def queue(ctx: Context, message: int, reply: Reply, now: datetime) -> bool:
     return True
 
 
+def acknowledge(ctx: Context, report: PollReport, owed: list[Owed], now: datetime) -> None:
+    """Queue the acknowledgements owed now and those held before, one mail per address;
+    hold what the cap leaves no room for today. Call inside the numbering transaction."""
+    journal = ctx.journal
+    held = []
+    for message, kind, record in journal.held_acks():
+        year, number = journal.receipt(message)
+        if year is None or number is None or journal.state_of(year, number) == CANCELLED:
+            journal.release_ack(message, now)  # a number cancelled meanwhile is owed nothing
+            continue
+        held.append(Owed(message, kind, record, f"{number}/{year}"))
+    fresh = {item.message for item in owed} - {item.message for item in held}
+    by_address: dict[str, list[Owed]] = {}
+    for item in held + [o for o in owed if o.message in fresh]:
+        by_address.setdefault(item.record.requester, []).append(item)
+    limit = ctx.config.policy.max_replies_per_sender_per_day
+    day = now.astimezone(ctx.calendar.tz).date()
+    for address, items in by_address.items():
+        if journal.replies_on(address, day) >= limit:
+            for item in items:
+                if item.message in fresh:
+                    journal.hold_ack(item.message, item.kind, now)
+            due = min((i.record.ack_due for i in items if i.record.ack_due), default=None)
+            report.problems.append(
+                f"acknowledgement of {', '.join(i.receipt for i in items)} to {address} held "
+                f"back: {limit} mails to that address today already "
+                f"(policy.max_replies_per_sender_per_day); due "
+                f"{due.isoformat() if due else 'unknown'}; sent at the next poll with room")
+            continue
+        mail = _acknowledgement(ctx, items, now)
+        first = journal.queue_mail(message=items[0].message, kind=items[0].kind,
+                                   recipient=address, message_id=mail.message_id, raw=mail.raw,
+                                   now=now.astimezone(ctx.calendar.tz))
+        for item in items[1:]:  # named in the same mail: sent and filed with it
+            journal.queue_mail(message=item.message, kind=item.kind, recipient=address,
+                               message_id=mail.message_id, raw=b"",
+                               now=now.astimezone(ctx.calendar.tz), part_of=first)
+        for item in items:
+            if item.message not in fresh:
+                journal.release_ack(item.message, now)
+
+
+def _acknowledgement(ctx: Context, items: list[Owed], now: datetime) -> Reply:
+    """One receipt: its own template; several: `acknowledgements`, naming each."""
+    if len(items) == 1:
+        return reply(ctx, items[0].kind, items[0].record, now, items[0].receipt)
+    each = [values(ctx.config, ctx.rules, ctx.calendar, item.record, item.receipt)
+            | {"wrong_channel": item.kind == "wrong_channel"} for item in items]
+    risky = [item for item in each if item["high_risk"]]
+    subject, body = ctx.templates.render("acknowledgements", each[-1] | {
+        "receipts": each, "high_risk": bool(risky),
+        "high_risk_th": ", ".join(dict.fromkeys(i["high_risk_th"] for i in risky)),
+        "high_risk_en": ", ".join(dict.fromkeys(i["high_risk_en"] for i in risky))})
+    # Threaded to the latest mail; the others are named by number in the subject.
+    return build("acknowledgement", items[0].record.requester, subject, body,
+                 envelope(ctx.config, items[-1].record), now)
+
+
 def check_templates(templates: Templates, config: Config, rules: RuleSet,
                     calendar: BusinessCalendar, now: datetime) -> None:
     """Render every template once with sample values, so a broken template is one
     clear error at start-up rather than a failure on a citizen's mail."""
-    sample = Record(
+    for name, sample in template_samples(config, rules, calendar, now).items():
+        templates.render(name, sample)
+
+
+def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar, now: datetime,
+                     record: Record | None = None) -> dict[str, dict[str, Any]]:
+    """Sample values for every template, by name: the poll replies' from `values` of
+    `record` (a sample request when None), the others as their senders give them."""
+    sample = record or Record(
         message_id="<sample@example>", thread_id="", folder="INBOX", uid=1, from_addr="",
         from_name="", requester="citizen@example.com", requester_name="ผู้ขอ",
         subject="ตัวอย่าง", date_header=None, references=(), category=Category.VALID,
@@ -118,15 +207,18 @@ def check_templates(templates: Templates, config: Config, rules: RuleSet,
         letter=Letter(doc_no="นม ๐๐๒๓/ว ๑๒๓", doc_date=now.date(), doc_date_text="๑๒ พ.ย. ๒๕๖๙",
                       agency="ศาลากลางจังหวัด", subject="ตัวอย่าง"),
     )
-    for name in TEMPLATES:
-        templates.render(name, values(config, rules, calendar, sample, "1/2569"))
+    item = values(config, rules, calendar, sample, "1/2569")
+    samples = {name: item for name in TEMPLATES}
+    listed = item | {"wrong_channel": True}
+    samples["acknowledgements"] = listed | {
+        "receipts": [listed, listed | {"receipt": "2/2569", "wrong_channel": False}]}
     result = {"agency": config.agency, "receipt": "1/2569", "outgoing": "1/2569", "matter": "x",
               "requester_name": "x", "files": ["a.pdf"], "protected": True, "password": "x",
               "sent_th": "x", "sent_en": "x"}
-    for name in ("result", "result_password"):
-        templates.render(name, result)
+    samples |= {name: result for name in ("result", "result_password")}
     followup = result | {"items": "x", "days": 7, "deadline_th": "x", "deadline_en": "x",
                          "hold_days": 30, "at_th": "x", "at_en": "x", "link": "x",
                          "high_risk": True}
-    for name in ("request_documents", "documents_reminder", "video_call"):
-        templates.render(name, followup)
+    samples |= {name: followup for name in ("request_documents", "documents_reminder",
+                                            "video_call")}
+    return samples
