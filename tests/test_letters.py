@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from saraban_mail.calendar import BANGKOK
 from saraban_mail.classify import Category, Identity, classify
 from saraban_mail.errors import RulesError
 from saraban_mail.letters import document_number, pdf_first_page, read_letter, thai_date
@@ -191,3 +192,25 @@ def test_a_numbered_letter_is_not_thrown_away_for_spam_words():
     phishing = decide(mail("admin@mail.go.th", "กล่องจดหมายของคุณเต็ม",
                            "กล่องจดหมายของคุณเต็ม คลิกลิงก์เพื่อยืนยันบัญชี"))
     assert phishing.category == Category.SPAM
+
+
+
+def test_several_receipts_in_one_mail_name_each_letters_number(tmp_path):
+    from datetime import datetime
+
+    from saraban_mail.config import load_config
+    from saraban_mail.poll.replying import template_samples
+    from saraban_mail.replies import Templates
+    from saraban_mail.service import calendar_for
+    from tests.conftest import CONFIG
+
+    (tmp_path / "config.toml").write_text(CONFIG.format(imap_port=1, account="x", smtp_port=1),
+                                          encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=BANGKOK)
+    samples = template_samples(config, RULES, calendar_for(config, RULES), now)
+    templates = Templates(tmp_path / "no-templates-here")
+    _, alone = templates.render("letter_receipt", samples["letter_receipt"])
+    _, listed = templates.render("acknowledgements", samples["acknowledgements"])
+    for body in (alone, listed):
+        assert "ที่ นม ๐๐๒๓/ว ๑๒๓ ลงวันที่ ๑๒ พ.ย. ๒๕๖๙" in body
