@@ -14,13 +14,14 @@ class Category(StrEnum):
     WRONG_AGENCY_FORWARD = "wrong_agency_forward"
     WRONG_AGENCY = "wrong_agency"
     WRONG_CHANNEL = "wrong_channel"
+    OFFICIAL_LETTER = "official_letter"  # หนังสือราชการ from another state agency
     VALID = "valid"
     NEEDS_REVIEW = "needs_review"
 
     @property
     def registered(self) -> bool:
         """ลงทะเบียนรับ: only requests that are ours get a receipt number."""
-        return self in (Category.VALID, Category.WRONG_CHANNEL)
+        return self in REGISTERED
 
 
-REGISTERED = (Category.VALID, Category.WRONG_CHANNEL)
+REGISTERED = (Category.VALID, Category.WRONG_CHANNEL, Category.OFFICIAL_LETTER)

@@ -405,7 +405,7 @@ class Journal:
             "SELECT r.message, r.receipt_no, o.sent_at, m.identity,"
             " r.written_at IS NOT NULL AS row_written FROM register_rows r"
             " JOIN messages m ON m.id = r.message JOIN outbox o"
-            " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel')"
+            " ON o.message = r.message AND o.kind IN ('acknowledgement', 'wrong_channel', 'letter_receipt')"
             " WHERE r.year = ? AND r.ack_written_at IS NULL AND o.sent_at IS NOT NULL",
             (year,),
         ).fetchall()
@@ -579,8 +579,9 @@ class Journal:
             " SUM(o.sent_at IS NOT NULL AND o.sent_at > json_extract(m.record, '$.ack_due')),"
             " SUM(o.sent_at IS NULL)"
             " FROM messages m LEFT JOIN outbox o ON o.message = m.id"
-            " AND o.kind IN ('acknowledgement', 'wrong_channel')"
-            " WHERE m.receipt_year = ?", (year,),
+            " AND o.kind IN ('acknowledgement', 'wrong_channel', 'letter_receipt')"
+            # A letter from a system address gets no notice: nothing is outstanding.
+            " WHERE m.receipt_year = ? AND COALESCE(m.requester, '') != ''", (year,),
         ).fetchone()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
@@ -811,8 +812,9 @@ class Journal:
             "SELECT m.receipt_year, m.receipt_no, m.requester,"
             " json_extract(m.record, '$.ack_due') AS due, o.sent_at FROM messages m"
             " LEFT JOIN outbox o ON o.message = m.id"
-            " AND o.kind IN ('acknowledgement', 'wrong_channel')"
-            " WHERE m.receipt_no IS NOT NULL AND (o.sent_at IS NULL OR"
+            " AND o.kind IN ('acknowledgement', 'wrong_channel', 'letter_receipt')"
+            " WHERE m.receipt_no IS NOT NULL AND COALESCE(m.requester, '') != ''"
+            " AND (o.sent_at IS NULL OR"
             " o.sent_at > json_extract(m.record, '$.ack_due'))"
             " ORDER BY m.receipt_year, m.receipt_no"
         ).fetchall()

@@ -102,7 +102,8 @@ REVIEW_COPIES = "review"  # register/review/<ref>.eml: the copies the clerks ope
 KINDS = {kind.key: kind for kind in (INCOMING, OUTGOING, INQUIRIES, REVIEW)}
 # Each category as a clerk reads it: the register's ประเภท column and the สรุป sheet.
 CATEGORY_TH = {
-    "valid": "คำขอ/เรื่องทั่วไป", "wrong_channel": "ผิดช่องทาง (ลงรับ)", "paper": "หนังสือกระดาษ",
+    "valid": "คำขอ/เรื่องทั่วไป", "wrong_channel": "ผิดช่องทาง (ลงรับ)",
+    "official_letter": "หนังสือราชการ", "paper": "หนังสือกระดาษ",
     "wrong_agency": "ผิดหน่วยงาน", "wrong_agency_forward": "ส่งต่อหน่วยงาน",
     "needs_review": "รอเจ้าหน้าที่ตรวจ", "automated": "อีเมลอัตโนมัติ", "spam": "อีเมลขยะ",
 }

@@ -82,7 +82,7 @@ class Incoming:
 _WATCHED = (
     "auto-submitted", "x-autoreply", "x-autorespond", "x-auto-response-suppress",
     "precedence", "list-id", "list-unsubscribe", "x-spam-flag", "x-spam-status",
-    "return-path", "x-failed-recipients",
+    "return-path", "x-failed-recipients", "list-post",
 )
 
 

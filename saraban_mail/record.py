@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from saraban_mail.category import Category
+from saraban_mail.letters import Letter
 from saraban_mail.rules import AgencyRule, ChannelRule
 
 RuleModel = TypeVar("RuleModel", AgencyRule, ChannelRule)
@@ -80,6 +81,7 @@ class Record:
     related_receipt: str | None = None
     inquiry: bool = False
     reviewed: ReviewNote | None = None  # decided by a person from the review queue
+    letter: Letter | None = None  # an official letter's ที่, ลงวันที่, agency and เรื่อง
     # Telephone numbers in the request's text: the clerk tries them when mail does not
     # reach the requester [seed 002 init §3.2].
     phones: tuple[str, ...] = ()
@@ -131,6 +133,8 @@ class Record:
             note = self.reviewed
             data["reviewed"] = {"decision": note.decision, "actor": note.actor,
                                 "at": note.at.isoformat(), "via": note.via, "why": note.why}
+        if self.letter is not None:
+            data["letter"] = self.letter.to_json()
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
@@ -172,6 +176,7 @@ class Record:
                                 datetime.fromisoformat(reviewed["at"]), reviewed["via"],
                                 reviewed.get("why", ""))
             if reviewed else None,
+            letter=Letter.from_json(data["letter"]) if data.get("letter") else None,
             phones=tuple(data.get("phones", ())),
         )
 

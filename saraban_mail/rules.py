@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from saraban_mail.errors import RulesError
+from saraban_mail.letters import StateSenders
 
 
 def default_dir(name: str) -> Path:
@@ -79,6 +80,32 @@ class HighRiskRule(_Rule):
     name_en: str = ""
 
 
+class _StateDomains(BaseModel):
+    """rules/state_domains.toml: the senders whose mail is an official letter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(d.strip().lower().lstrip("*.").rstrip(".") for d in domains)
+        for domain in cleaned:
+            if not domain or "@" in domain or " " in domain or "." not in domain:
+                raise ValueError(f"'{domain}' is not a domain (e.g. go.th or dga.or.th)")
+        return cleaned
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, addresses: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(a.strip().lower() for a in addresses)
+        for address in cleaned:
+            if address.count("@") != 1 or " " in address:
+                raise ValueError(f"'{address}' is not an email address")
+        return cleaned
+
+
 class _Holiday(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     date: dt.date
@@ -139,6 +166,7 @@ class RuleSet:
     high_risk: tuple[HighRiskRule, ...] = BUILTIN_HIGH_RISK
     holidays_added: dict[dt.date, str] = field(default_factory=dict)
     holidays_removed: frozenset[dt.date] = frozenset()
+    state: StateSenders = StateSenders()
 
 
 def _read(folder: Path, name: str) -> tuple[Path, dict]:
@@ -199,6 +227,7 @@ def load_rules(folder: Path) -> RuleSet:
         raise RulesError(f"{path}: unknown key '{unknown[0]}' (expected [[add]] or [[remove]])")
     added = _tables(path, {"add": data.get("add", [])}, "add", _Holiday)
     removed = _tables(path, {"remove": data.get("remove", [])}, "remove", _Holiday)
+    state = _state_senders(*_read(folder, "state_domains.toml"))
     ids = [r.id for r in agencies] + [r.id for r in channels] + [r.id for r in spam]
     clash = sorted({i for i in ids if ids.count(i) > 1})
     if clash:
@@ -210,4 +239,15 @@ def load_rules(folder: Path) -> RuleSet:
         high_risk=_merge_high_risk(high_risk),
         holidays_added={h.date: h.name for h in added},
         holidays_removed=frozenset(h.date for h in removed),
+        state=state,
     )
+
+
+def _state_senders(path: Path, data: dict) -> StateSenders:
+    try:
+        read = _StateDomains.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise RulesError(f"{path}: {where}: {first['msg']}") from None
+    return StateSenders(read.domains, frozenset(read.addresses))

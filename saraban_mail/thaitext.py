@@ -64,6 +64,10 @@ def readable(value: Any, tz: tzinfo | None = None) -> Any:
     return value
 
 
+def english_date(day: date) -> str:
+    return f"{day.day} {MONTHS_EN[day.month - 1]} {day.year}"
+
+
 def english_datetime(moment: datetime) -> str:
     return f"{moment.day} {MONTHS_EN[moment.month - 1]} {moment.year}, {moment:%H:%M}"
 

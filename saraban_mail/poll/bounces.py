@@ -24,6 +24,7 @@ CLOCK_SLACK = timedelta(minutes=10)
 # Our mail as the clerk knows it, for the register's note.
 MAIL_TH = {
     "acknowledgement": "หนังสือตอบรับ", "wrong_channel": "หนังสือตอบรับ",
+    "letter_receipt": "หลักฐานการรับหนังสือ",
     "request_documents": "หนังสือขอเอกสารเพิ่มเติม", "documents_reminder": "หนังสือแจ้งเตือน",
     "video_call": "หนังสือนัดหมายยืนยันตัวตน", "high_risk_notice": "หนังสือแจ้งการยืนยันตัวตน",
     "result": "หนังสือแจ้งผล",

@@ -136,8 +136,9 @@ def intake_one(ctx: Context, fetched: Fetched, poll_id: str) -> None:
             reason=f"sent to {origin['address'] or origin['watch']} (watched mailbox "
                    f"'{origin['watch']}'), copied to the central mailbox")
     text_sha = hashlib.sha256(" ".join(fold(mail.text).split()).encode()).hexdigest()
+    # A letter from a system sender (no requester) answers nothing of ours.
     related = (matters.related_receipt(mail, decision.requester, journal)
-               if decision.category.registered else None)
+               if decision.category.registered and decision.requester else None)
     if related and journal.answered_with(decision.requester, text_sha):
         # The same words again in answer to us: an auto-responder with no markers.
         decision = Decision(Category.AUTOMATED, "repeated_answer",
@@ -245,6 +246,7 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         watched=watched,
         related_receipt=related_receipt,
         inquiry=inquiry,
+        letter=d.letter,
         # Mail that may be registered (a person decides needs_review): its phone numbers.
         phones=phones_in(f"{mail.subject}\n{mail.text}", (ctx.config.agency.phone,))
         if d.category.registered or d.category == Category.NEEDS_REVIEW else (),
@@ -259,6 +261,8 @@ def _planned(ctx: Context, fetched: Fetched, d: Decision) -> tuple[str, ...]:
     steps = {
         Category.VALID: ["register", "acknowledge"],
         Category.WRONG_CHANNEL: ["register", "acknowledge_wrong_channel"],
+        # No notice to a system, list or no-reply sender (classify.notice_to).
+        Category.OFFICIAL_LETTER: ["register", "letter_receipt" if d.requester else "no_notice"],
         Category.WRONG_AGENCY: ["reply_wrong_agency"],
         Category.WRONG_AGENCY_FORWARD: [f"forward:{d.agency.id if d.agency else ''}",
                                         "notify_sender"],

@@ -15,6 +15,10 @@ from saraban_mail.poll import registering, replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.register import highest_number
 
+# The template that acknowledges each registered category.
+ACKNOWLEDGEMENT = {Category.VALID: "acknowledgement", Category.WRONG_CHANNEL: "wrong_channel",
+                   Category.OFFICIAL_LETTER: "letter_receipt"}
+
 
 def next_number(in_sheet: int, in_journal: int) -> int:
     """After the highest a clerk typed and the highest the service gave."""
@@ -52,7 +56,7 @@ def run(ctx: Context, report: PollReport) -> None:
                 message, year, number,
                 registering.register_row(ctx.config, ctx.calendar, ctx.mailbox.folders.junk,
                                          record, number, identity))
-            kind = "acknowledgement" if record.category == Category.VALID else "wrong_channel"
+            kind = ACKNOWLEDGEMENT[record.category]
             if record.requester:
                 owed.append(replying.Owed(message, kind, record, f"{number}/{year}"))
         replying.acknowledge(ctx, report, owed, now)

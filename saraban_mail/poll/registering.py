@@ -63,15 +63,22 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
                        "(วันเวลารับตามกฎหมายคือเมื่ออีเมลเข้าระบบ จึงลงรับและตอบรับล่าช้า)")
     if record.folder == junk:
         remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
+    letter = record.letter
+    if letter is not None and not record.requester:
+        remarks.append("ไม่ส่งหลักฐานการรับ: ผู้ส่งเป็นระบบอัตโนมัติหรือรายชื่อผู้รับ (no-reply)")
+    if letter is not None and letter.found_in not in ("", "subject", "body"):
+        remarks.append(f"ที่และลงวันที่จากไฟล์ {letter.found_in}")
     return {
         "receipt_no": number,
-        "doc_no": "",
-        "doc_date": record.date_header.isoformat() if record.date_header else None,
-        "from": record.requester_label,
+        # A letter's own ที่ and ลงวันที่ (แบบที่ ๑๓); other mail has only the sender's Date:.
+        "doc_no": letter.doc_no if letter else "",
+        "doc_date": letter.doc_date.isoformat() if letter and letter.doc_date else (
+            record.date_header.isoformat() if record.date_header and not letter else None),
+        "from": letter.agency if letter and letter.agency else record.requester_label,
         "to": config.agency.name_th,
-        "subject": record.subject,
+        "subject": letter.subject if letter and letter.subject else record.subject,
         "remarks": "\n".join(remarks),
-        "email": record.requester,
+        "email": record.requester or record.from_addr,
         "received_at": record.received_at.isoformat(),
         "official_received_at": record.official_received_at.isoformat(),
         "ack_due": record.ack_due.isoformat() if record.ack_due else None,
@@ -91,6 +98,7 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
 RULE_TH = {
     "staff_forward": "เจ้าหน้าที่ส่งต่อมา ผู้ขอส่งถึงอีเมลส่วนตัวของเจ้าหน้าที่ ไม่ใช่อีเมลกลาง",
     "watched_mailbox": "ผู้ขอส่งถึงกล่องจดหมายของเจ้าหน้าที่ ไม่ใช่อีเมลกลาง",
+    "official_letter": "หนังสือราชการจากหน่วยงานของรัฐ",
     **review.WHY,  # why mail was left to a person, should it be registered after all
 }
 

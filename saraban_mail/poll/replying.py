@@ -23,17 +23,19 @@ from typing import Any
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.category import Category
 from saraban_mail.config import Config
+from saraban_mail.letters import Letter
 from saraban_mail.matters import CANCELLED
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.replies import Envelope, Reply, Templates, build
 from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
-from saraban_mail.thaitext import english_datetime, thai_datetime
+from saraban_mail.thaitext import english_date, english_datetime, thai_date, thai_datetime
 
 log = logging.getLogger("saraban_mail")
 
-TEMPLATES = ("acknowledgement", "wrong_channel", "wrong_agency", "forward_note", "forward_cover")
-ACK_KINDS = ("acknowledgement", "wrong_channel")
+TEMPLATES = ("acknowledgement", "wrong_channel", "wrong_agency", "forward_note", "forward_cover",
+             "letter_receipt")
+ACK_KINDS = ("acknowledgement", "wrong_channel", "letter_receipt")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: R
     """What a reply template may use (templates/README.md lists it)."""
     official = record.official_received_at.astimezone(calendar.tz)
     risk = next((r for r in rules.high_risk if r.id == record.high_risk_rule), None)
+    letter = record.letter or Letter()
     return {
         "agency": config.agency,
         "receipt": receipt,
@@ -68,6 +71,12 @@ def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: R
         "target": record.agency.model_dump() if record.agency else None,
         "processing_time_th": config.replies.processing_time_th,
         "processing_time_en": config.replies.processing_time_en,
+        # An official letter's own ที่ and ลงวันที่ (letter_receipt).
+        "doc_no": letter.doc_no,
+        "doc_date_th": letter.doc_date_text or (thai_date(letter.doc_date)
+                                                if letter.doc_date else ""),
+        "doc_date_en": english_date(letter.doc_date) if letter.doc_date else "",
+        "letter_subject": letter.subject or record.subject,
     }
 
 
@@ -195,6 +204,8 @@ def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar,
         channel=ChannelRule(id="sample", name_th="ช่องทาง", name_en="channel",
                             correct_channel="x"),
         received_at=now, official_received_at=now, ack_due=now, attachments=(), planned=(),
+        letter=Letter(doc_no="นม ๐๐๒๓/ว ๑๒๓", doc_date=now.date(), doc_date_text="๑๒ พ.ย. ๒๕๖๙",
+                      agency="ศาลากลางจังหวัด", subject="ตัวอย่าง"),
     )
     item = values(config, rules, calendar, sample, "1/2569")
     samples = {name: item for name in TEMPLATES}

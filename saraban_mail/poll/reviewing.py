@@ -92,7 +92,10 @@ def carry_out(ctx: Context, entry: Any, now: datetime) -> None:
     if decision in (review.REGISTER, review.WRONG_CHANNEL):
         channel = review.channel(argument, ctx.rules) if decision == review.WRONG_CHANNEL else None
         record = dataclasses.replace(
-            record, category=Category.WRONG_CHANNEL if channel else Category.VALID,
+            # A state agency's mail a clerk registers is an official letter (its ที่, no
+            # acknowledgement to a system sender).
+            record, category=Category.WRONG_CHANNEL if channel else (
+                Category.OFFICIAL_LETTER if record.letter else Category.VALID),
             channel=channel, ack_due=record.ack_due or ack_due(record.received_at, ctx.calendar),
             reason=f"registered after review by {actor}")
         if raw is not None and not ctx.dry_run:
@@ -156,7 +159,8 @@ def _reread(ctx: Context, record: Record, raw: bytes | None) -> Record:
         from_addr=mail.from_addr, from_name=mail.from_name, requester=d.requester,
         requester_name=d.requester_name, subject=mail.subject, date_header=mail.date_header,
         references=tuple(mail.references[-20:]), high_risk=d.high_risk,
-        high_risk_rule=d.high_risk_rule, attachments=intake.attachment_notes(mail))
+        high_risk_rule=d.high_risk_rule, attachments=intake.attachment_notes(mail),
+        letter=d.letter)
 
 
 def _signed(outcome: str, note: ReviewNote) -> str:
