@@ -161,6 +161,7 @@ port = {smtp_port}
 security = "plain"
 [policy]
 max_replies_per_sender_per_day = 100000
+start_date = 2020-01-01
 [registers]
 backups = 100000
 """, encoding="utf-8")

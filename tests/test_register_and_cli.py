@@ -251,3 +251,24 @@ def test_two_polls_never_run_at_once(tmp_path):
         assert "another poll is running (pid " in blocked.stderr
         assert blocked.stdout == ""
     assert json.loads(poll(config).stdout)["receipt_no"] == 1  # the lock went with its holder
+
+
+def test_the_next_poll_need_not_read_the_register_the_service_saved_last(tmp_path):
+    """The acknowledgement times are saved after sending; that save is noted like the first,
+    so a 20,000-row register is not read again by the next poll's numbering or by status."""
+    from saraban_mail.journal import Journal
+    from saraban_mail.layout import incoming_path, stamp
+
+    config = office_with(tmp_path, [by_key("building_permit")])
+    assert poll(config).returncode == 0
+    book = incoming_path(tmp_path / "register", 2569)
+    sheet = openpyxl.load_workbook(book).worksheets[0]
+    acked = [c.value for c in sheet[2]].index("ตอบรับเมื่อ")
+    assert sheet.cell(3, acked + 1).value is not None  # the second save happened
+    journal = Journal.open(tmp_path / "data")
+    try:
+        noted = journal.noted_sheet(2569, stamp(book))
+        assert noted is not None and [number for number, _ in noted] == [1]
+        assert journal.sheet_settled(2569, stamp(book))
+    finally:
+        journal.close()

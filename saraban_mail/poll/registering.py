@@ -21,7 +21,7 @@ from saraban_mail.journal import Journal
 from saraban_mail.layout import CATEGORY_TH, INCOMING, Look, incoming_path, service_ref, stamp
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
-from saraban_mail.register import append_rows
+from saraban_mail.register import append_rows, snapshot
 from saraban_mail.rules import BUILTIN_HIGH_RISK
 from saraban_mail.thaitext import thai_datetime
 
@@ -186,6 +186,7 @@ def fill_ack_times(journal: Journal, config: Config, calendar: BusinessCalendar,
         # Unchanged since our own save of this poll (whose backup holds the clerks' last
         # version): no second backup, or the kept history would halve.
         ours = any(stamp(path)) and _saved.get(path) == stamp(path)
+        settled = journal.sheet_settled(year, stamp(path))
         try:
             append_rows(
                 path, INCOMING, f"ทะเบียนหนังสือรับ {config.agency.name_th} ปี พ.ศ. {year}", [],
@@ -197,6 +198,10 @@ def fill_ack_times(journal: Journal, config: Config, calendar: BusinessCalendar,
         except RegisterError as exc:  # filled at the next save of the workbook
             problems.append(f"{exc}: the ตอบรับเมื่อ time of {len(acks)} row(s) waits")
             continue
+        # Our own save changed the file: note it as saved, or the next poll's numbering and
+        # `status` would read the whole workbook again.
+        seen, rows = snapshot(path, INCOMING)
         with journal.transaction():
             journal.mark_acks_written([a["message"] for a in acks], clock())
+            journal.note_sheet(year, seen, [(r.number, r.ref) for r in rows], settled=settled)
     return problems
