@@ -238,7 +238,8 @@ def register_case(work: Path, dovecot, smtp, env: dict[str, str], rows: int) -> 
         polled = run_poll(config, env)
         stages = polled["stages"]
         found |= {f"{case}_work": sum(stages.get(name, 0.0) for name in
-                                      ("number", "write_register", "clerk_instructions")),
+                                      ("number", "write_register", "clerk_instructions",
+                                       "register_acks")),
                   f"{case}_number": stages.get("number", 0.0),
                   f"{case}_saves": saves(path.parent) - before,
                   f"{case}_handled": polled["handled"]}
@@ -445,7 +446,7 @@ def render(f: dict, args: argparse.Namespace) -> str:
         f"| register of {args.rows:,} rows, a poll adding 50 | time | saves | target |",
         "|---|---|---|---|",
         f"| bare openpyxl load + save | {reg['bare']:.2f} s | 1 | |",
-        *(f"| the poll's register work (number + write + clerk instructions), {label} | "
+        *(f"| the poll's register work (number + write + clerk instructions + acknowledgement times), {label} | "
           f"{reg[case + '_work']:.2f} s (**{reg[case + '_work'] / reg['bare']:.2f}x**; "
           f"numbering {reg[case + '_number']:.2f} s) | {reg[case + '_saves']} | "
           "<= 1.5x, one save per workbook |"

@@ -166,6 +166,14 @@ ADDED_COLUMNS = (
 )
 
 
+# Indexes on the added columns (made once they exist). Added at the end of each row, behind
+# the mail's bytes: without an index `status` would read every mail ever sent to find them.
+LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_bounced ON outbox(bounced_at) WHERE bounced_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_parts ON outbox(part_of) WHERE part_of IS NOT NULL;
+"""
+
+
 @dataclass(frozen=True)
 class FolderState:
     uidvalidity: int
@@ -244,6 +252,7 @@ class Journal:
             names = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in names:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self.db.executescript(LATER_INDEXES)
 
     @classmethod
     def open(cls, data_dir: Path) -> Journal:
