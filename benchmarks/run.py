@@ -446,7 +446,8 @@ def render(f: dict, args: argparse.Namespace) -> str:
         f"| register of {args.rows:,} rows, a poll adding 50 | time | saves | target |",
         "|---|---|---|---|",
         f"| bare openpyxl load + save | {reg['bare']:.2f} s | 1 | |",
-        *(f"| the poll's register work (number + write + clerk instructions + acknowledgement times), {label} | "
+        *(f"| the poll's register work (number, write, clerk instructions, acknowledgement "
+          f"times), {label} | "
           f"{reg[case + '_work']:.2f} s (**{reg[case + '_work'] / reg['bare']:.2f}x**; "
           f"numbering {reg[case + '_number']:.2f} s) | {reg[case + '_saves']} | "
           "<= 1.5x, one save per workbook |"
