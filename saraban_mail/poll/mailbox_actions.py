@@ -23,14 +23,21 @@ def run(ctx: Context, report: PollReport) -> None:
         report.problems.append(f"marking and moving mail failed ({failed}); retried next poll")
 
 
-def _as_spam(ctx: Context, row: Any) -> dict[str, str]:
-    """"trash", a mail a person found to be spam: as intake treats spam (spam_action)."""
-    if row["action"] != "trash":
-        return {}
+def spam_action(ctx: Context) -> tuple[str, str]:
+    """What is done to a mail found to be spam, as intake does it (policy.spam_action):
+    deleted, moved to Trash, or only marked read where there is no Trash."""
     trash = ctx.mailbox.folders.trash
     if ctx.config.policy.spam_action == "delete":
-        return {"action": "delete", "target": ""}
-    return {"action": "move", "target": trash} if trash else {"action": "seen", "target": ""}
+        return "delete", ""
+    return ("move", trash) if trash else ("seen", "")
+
+
+def _as_spam(ctx: Context, row: Any) -> dict[str, str]:
+    """"trash": a mail a person found to be spam (corrections, the review queue)."""
+    if row["action"] != "trash":
+        return {}
+    action, target = spam_action(ctx)
+    return {"action": action, "target": target}
 
 
 def apply_pending(ctx: Context, report: PollReport) -> None:

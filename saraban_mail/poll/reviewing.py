@@ -20,7 +20,7 @@ from saraban_mail.errors import RegisterError
 from saraban_mail.files import shared_dir, shared_write
 from saraban_mail.layout import REVIEW, REVIEW_COPIES, Look, service_ref, workbook_path
 from saraban_mail.parse import parse
-from saraban_mail.poll import intake, replying
+from saraban_mail.poll import intake, mailbox_actions, replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record, ReviewNote
 from saraban_mail.register import append_rows, last_modified_by, read_rows
@@ -115,13 +115,10 @@ def carry_out(ctx: Context, entry: Any, now: datetime) -> None:
                    f"เป็นเรื่องของ {agency.name_th} (ไม่มีที่อยู่ผู้ส่งให้แจ้ง)")
     elif decision == review.SPAM:
         record = dataclasses.replace(record, category=Category.SPAM, reason=f"spam, decided by {actor}")
-        trash = ctx.mailbox.folders.trash
-        if ctx.config.policy.spam_action == "delete":
-            actions, outcome = [("delete", "")], "สแปม: ลบออกจากกล่องจดหมายแล้ว"
-        elif trash:
-            actions, outcome = [("unflag", ""), ("move", trash)], f"สแปม: ย้ายไปที่ {trash} แล้ว"
-        else:
-            outcome = "สแปม: ทำเครื่องหมายว่าอ่านแล้ว"
+        actions = [("unflag", ""), ("trash", "")]  # as mailbox_actions.spam_action says
+        action, target = mailbox_actions.spam_action(ctx)
+        outcome = {"delete": "สแปม: ลบออกจากกล่องจดหมายแล้ว", "move": f"สแปม: ย้ายไปที่ {target} แล้ว"
+                   }.get(action, "สแปม: ทำเครื่องหมายว่าอ่านแล้ว")
     else:  # NO_ACTION: read by a person, nothing to register or answer
         record = dataclasses.replace(record, reason=f"no action: {argument} ({actor})")
         outcome = f"ไม่ต้องดำเนินการ: {argument}"
