@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from saraban_mail.errors import RulesError
 from saraban_mail.letters import StateSenders
+from saraban_mail.units import Service, Unit, Units
 
 
 def default_dir(name: str) -> Path:
@@ -167,11 +168,12 @@ class RuleSet:
     holidays_added: dict[dt.date, str] = field(default_factory=dict)
     holidays_removed: frozenset[dt.date] = frozenset()
     state: StateSenders = StateSenders()
+    units: Units = Units()
 
 
-def _read(folder: Path, name: str) -> tuple[Path, dict]:
+def _read(folder: Path, name: str, fallback: bool = True) -> tuple[Path, dict]:
     path = folder / name
-    if not path.is_file():
+    if not path.is_file() and fallback:
         path = default_dir("rules") / name
     if not path.is_file():
         return path, {}
@@ -228,6 +230,9 @@ def load_rules(folder: Path) -> RuleSet:
     added = _tables(path, {"add": data.get("add", [])}, "add", _Holiday)
     removed = _tables(path, {"remove": data.get("remove", [])}, "remove", _Holiday)
     state = _state_senders(*_read(folder, "state_domains.toml"))
+    # No shipped fallback here: the example's units and addresses are another agency's, and
+    # requests must not be forwarded to them. Without the file nothing is routed.
+    units = _units(*_read(folder, "units.toml", fallback=False))
     ids = [r.id for r in agencies] + [r.id for r in channels] + [r.id for r in spam]
     clash = sorted({i for i in ids if ids.count(i) > 1})
     if clash:
@@ -240,7 +245,19 @@ def load_rules(folder: Path) -> RuleSet:
         holidays_added={h.date: h.name for h in added},
         holidays_removed=frozenset(h.date for h in removed),
         state=state,
+        units=units,
     )
+
+
+def _units(path: Path, data: dict) -> Units:
+    unknown = sorted(set(data) - {"unit", "service"})
+    if unknown:
+        raise RulesError(f"{path}: unknown key '{unknown[0]}' (expected [[unit]] or [[service]])")
+    units = Units(_tables(path, {"unit": data.get("unit", [])}, "unit", Unit),
+                  _tables(path, {"service": data.get("service", [])}, "service", Service))
+    for problem in units.problems():
+        raise RulesError(f"{path}: {problem}")
+    return units
 
 
 def _state_senders(path: Path, data: dict) -> StateSenders:
