@@ -163,6 +163,11 @@ ADDED_COLUMNS = (
     ("register_notes", "book", "TEXT NOT NULL DEFAULT 'incoming'"),
     # One acknowledgement mail naming several receipts: the others point at it.
     ("outbox", "part_of", "INTEGER REFERENCES outbox(id)"),
+    # A move on a server without MOVE is COPY, then delete: the COPY is noted before it is
+    # sent (copy_started_at) and once answered (copied_to: "UIDVALIDITY:UID", or "" when the
+    # server did not say where), so a retry never copies twice [issue: servers without MOVE].
+    ("actions", "copy_started_at", "TEXT"),
+    ("actions", "copied_to", "TEXT"),
 )
 
 
@@ -356,6 +361,11 @@ class Journal:
         )
         return int(cursor.lastrowid or 0)
 
+    def stored(self, message: int) -> Stored:
+        row = self.db.execute("SELECT id, identity, record FROM messages WHERE id = ?",
+                              (message,)).fetchone()
+        return Stored(row[0], row[1], Record.from_json(row[2]))
+
     def record(self, message: int) -> Record:
         row = self.db.execute("SELECT record FROM messages WHERE id = ?", (message,)).fetchone()
         return Record.from_json(row[0])
@@ -522,9 +532,18 @@ class Journal:
 
     def pending_actions(self) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT id, message, folder, uidvalidity, uid, action, target FROM actions"
-            " WHERE done_at IS NULL ORDER BY folder, message, seq, id"
+            "SELECT id, message, folder, uidvalidity, uid, action, target, copy_started_at,"
+            " copied_to FROM actions WHERE done_at IS NULL ORDER BY folder, message, seq, id"
         ).fetchall()
+
+    def note_copy(self, action: int, *, started: datetime | None = None,
+                  copied_to: str | None = None) -> None:
+        """A fallback move's COPY: about to be sent, or answered (and where it landed)."""
+        if started is not None:
+            self.db.execute("UPDATE actions SET copy_started_at = ? WHERE id = ?",
+                            (_iso(started), action))
+        if copied_to is not None:
+            self.db.execute("UPDATE actions SET copied_to = ? WHERE id = ?", (copied_to, action))
 
     def mark_action(self, action: int, now: datetime, error: str | None = None) -> None:
         if error is None:

@@ -11,17 +11,17 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from imapclient.imapclient import JUNK, SENT, TRASH
 from imapclient.response_types import BodyData
 
+from saraban_mail import folders
 from saraban_mail.config import Imap
 from saraban_mail.errors import LoginRefused, MailboxError
-from saraban_mail.parse import ServerPart
+from saraban_mail.parse import ServerPart, identity_of
 
 if TYPE_CHECKING:
     from saraban_mail.oauth import Tokens
@@ -90,12 +90,6 @@ def _large_parts(structure: BodyData, prefix: str = "") -> list[tuple[str, int, 
     return found
 
 
-JUNK_NAMES = ("Junk", "Junk E-mail", "Junk Email", "Spam", "[Gmail]/Spam", "INBOX.Junk",
-              "INBOX.Spam")
-TRASH_NAMES = ("Trash", "Deleted Items", "Deleted Messages", "[Gmail]/Trash", "INBOX.Trash")
-SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail", "INBOX.Sent")
-
-
 @dataclass(frozen=True)
 class Folders:
     inbox: str
@@ -105,6 +99,22 @@ class Folders:
     # imap.extra_folders: those the server has, and those it has not (a problem every poll).
     extra: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    # Junk, Trash or Sent that is needed and was not found: said on every poll.
+    problems: tuple[str, ...] = ()
+    how: tuple[tuple[str, str], ...] = ()  # (role, "special-use" | "name" | "config")
+
+
+@dataclass(frozen=True)
+class Sought:
+    """A message looked for in another folder: what COPY keeps of it."""
+
+    message_id: str
+    identity: str  # parse.identity_of its bytes
+    received_on: date  # INTERNALDATE's day, kept by COPY
+
+
+class DeleteRefused(MailboxError):
+    """Expunging our messages would expunge someone else's too."""
 
 
 @dataclass(frozen=True)
@@ -133,14 +143,29 @@ class Mailbox(Protocol):
         """How many messages above `after_uid` arrived before `since` (left alone)."""
         ...
 
-    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
-        """Do one action (seen, flag, move, delete); False when the message is gone."""
+    @property
+    def moves_atomically(self) -> bool:
+        """MOVE (RFC 6851); else a move is COPY, then delete (the methods below)."""
         ...
 
     def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
                    target: str) -> dict[str, tuple[int, int] | None]:
         """The same action on many messages at once. Returns the UIDs that were still
         there, each with its (UIDVALIDITY, UID) in the target folder when a move says so."""
+        ...
+
+    def copy_many(self, folder: str, uidvalidity: int, uids: list[str], target: str
+                  ) -> dict[str, tuple[int, int] | None]:
+        """COPY: the UIDs still there, each with where it landed when the server says."""
+        ...
+
+    def find_copies(self, target: str, wanted: dict[str, Sought]) -> dict[str, tuple[int, int]]:
+        """Which of these messages the target folder already holds (a COPY whose answer was
+        lost): source UID -> (UIDVALIDITY, UID) in the target."""
+        ...
+
+    def delete_many(self, folder: str, uidvalidity: int, uids: list[str]) -> dict[str, None]:
+        """Flag \\Deleted and expunge exactly these; DeleteRefused where that is not safe."""
         ...
 
     def append(self, folder: str, raw: bytes) -> None: ...
@@ -198,40 +223,61 @@ def _login(client: imapclient.IMAPClient, s: Imap, tokens: Tokens | None) -> Non
                 raise
 
 
-def _pick(names: list[str], wanted: str, flag: bytes, flags_by_name: dict[str, tuple],
-          fallbacks: tuple[str, ...]) -> str | None:
-    if wanted:
-        if wanted not in names:
-            raise MailboxError(f"folder '{wanted}' named in the config does not exist")
-        return wanted
-    for name in names:
-        if flag in flags_by_name[name]:
-            return name
-    lowered = {n.lower(): n for n in names}
-    return next((lowered[f.lower()] for f in fallbacks if f.lower() in lowered), None)
-
-
 class ImapMailbox:
     """IMAP via imapclient. Messages are read with BODY.PEEK, so nothing is marked
     read until it has been handled."""
 
     def __init__(self, settings: Imap, tokens: Tokens | None = None,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None, spam_to_trash: bool = True) -> None:
         self.settings, self.tokens, self.max_bytes = settings, tokens, max_bytes
         self.client = self._connect(settings, tokens)
         self._selected: tuple[str, bool] | None = None
         self._validity = 0
-        names, flags = self._list()
-        junk = _pick(names, settings.junk, JUNK, flags, JUNK_NAMES)
-        extra = [f for f in dict.fromkeys(settings.extra_folders) if f not in (settings.inbox, junk)]
-        self.folders = Folders(
-            inbox=settings.inbox,
-            junk=junk,
-            trash=_pick(names, settings.trash, TRASH, flags, TRASH_NAMES),
-            sent=_pick(names, settings.sent, SENT, flags, SENT_NAMES),
+        self.folders = self._discover(settings, spam_to_trash)
+
+    def _discover(self, s: Imap, spam_to_trash: bool) -> Folders:
+        listing = [folders.Listed(name, frozenset(f.decode().lower() if isinstance(f, bytes)
+                                                  else str(f).lower() for f in flags),
+                                  sep.decode() if isinstance(sep, bytes) else (sep or "/"))
+                   for flags, sep, name in self.client.list_folders()]
+        prefix, separator = self.personal_namespace(listing)
+        names = {item.name for item in listing}
+
+        def find(flag: str, usual: tuple[str, ...], configured: str) -> folders.Found:
+            return folders.find(listing, flag, usual, configured, prefix, separator)
+
+        junk = find("\\junk", folders.JUNK_NAMES, s.junk)
+        trash = find("\\trash", folders.TRASH_NAMES, s.trash)
+        sent = (folders.Found(None, "off") if s.sent == folders.NO_SENT
+                else find("\\sent", folders.SENT_NAMES, s.sent))
+        extra = [f for f in dict.fromkeys(s.extra_folders) if f not in (s.inbox, junk.name)]
+        return Folders(
+            inbox=s.inbox, junk=junk.name, trash=trash.name, sent=sent.name,
             extra=tuple(f for f in extra if f in names),
             missing=tuple(f for f in extra if f not in names),
+            problems=tuple(folders.problems(
+                junk, trash, sent, spam_to_trash=spam_to_trash,
+                configured={"junk": s.junk, "trash": s.trash, "sent": s.sent})),
+            how=tuple((role, f.how) for role, f in (("junk", junk), ("trash", trash),
+                                                   ("sent", sent)) if f.name),
         )
+
+    def personal_namespace(self, listing: list[folders.Listed]) -> tuple[str, str]:
+        """(prefix, separator) of the personal namespace (RFC 2342): `INBOX.` and `.` on
+        Courier and Cyrus, `` and `/` on Dovecot; from LIST where there is no NAMESPACE."""
+        if self.client.has_capability("NAMESPACE"):
+            with contextlib.suppress(IMAPClientError, ValueError, IndexError, TypeError):
+                personal = self.client.namespace().personal
+                if personal:
+                    prefix, separator = personal[0]
+                    return str(prefix or ""), str(separator or "/")
+        separator = next((item.separator for item in listing), "/")
+        return "", separator
+
+    def capabilities(self) -> dict[str, bool]:
+        """The capabilities that change what the service does on this server."""
+        return {name: bool(self.client.has_capability(name)) for name in
+                ("MOVE", "UIDPLUS", "SPECIAL-USE", "MULTIAPPEND", "IDLE", "QUOTA", "NAMESPACE")}
 
     def reconnect(self) -> None:
         self.close()
@@ -271,11 +317,6 @@ class ImapMailbox:
         if tokens is not None:
             tokens.succeeded()
         return client
-
-    def _list(self) -> tuple[list[str], dict[str, tuple]]:
-        listing = self.client.list_folders()
-        flags = {name: tuple(f) for f, _, name in listing}
-        return [name for _, _, name in listing], flags
 
     def _select(self, folder: str, readonly: bool) -> int:
         try:
@@ -370,32 +411,6 @@ class ImapMailbox:
                 cuts[uid] = found
         return cuts
 
-    def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
-        if self._selected != (folder, False):
-            self._validity = self._select(folder, readonly=False)
-        if self._validity != uidvalidity:
-            return False  # the folder was rebuilt: this UID no longer names our message
-        number = int(uid)
-        if not self.client.search(["UID", str(number)]):
-            return False
-        if action == "seen":
-            self.client.add_flags([number], [imapclient.SEEN])
-        elif action == "flag":
-            self.client.add_flags([number], [imapclient.FLAGGED])
-        elif action == "move":
-            if self.client.has_capability("MOVE"):
-                self.client.move([number], target)
-            else:
-                self.client.copy([number], target)
-                self.client.delete_messages([number])
-                self._expunge(number)
-        elif action == "delete":
-            self.client.delete_messages([number])
-            self._expunge(number)
-        else:
-            raise ValueError(f"unknown mailbox action {action!r}")
-        return True
-
     def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
                    target: str) -> dict[str, tuple[int, int] | None]:
         """One SEARCH and one command for a whole batch: a poll of 2,000 spam messages
@@ -419,24 +434,83 @@ class ImapMailbox:
                 self.client.add_flags(wanted, [imapclient.FLAGGED], silent=True)
             elif action == "unflag":  # a person has decided it
                 self.client.remove_flags(wanted, [imapclient.FLAGGED], silent=True)
-            elif action == "move" and self.client.has_capability("MOVE"):
+            elif action == "move" and self.moves_atomically:
                 self.client.move(wanted, target)
                 moved = _copyuid(responses.pop("COPYUID", None))
-            elif action in ("move", "delete"):
-                if action == "move":
-                    self.client.copy(wanted, target)
-                    moved = _copyuid(responses.pop("COPYUID", None))
-                self.client.delete_messages(wanted, silent=True)
-                self._expunge(wanted)
-            else:
+            else:  # without MOVE a move is copy_many, find_copies, delete_many (the poll's)
                 raise ValueError(f"unknown mailbox action {action!r}")
         return {str(u): moved.get(u) for u in present}
 
-    def _expunge(self, numbers: int | str) -> None:
+    @property
+    def moves_atomically(self) -> bool:
+        return bool(self.client.has_capability("MOVE"))
+
+    def _present(self, folder: str, uidvalidity: int, uids: list[str]) -> list[int]:
+        if self._selected != (folder, False):
+            self._validity = self._select(folder, readonly=False)
+        if self._validity != uidvalidity or not uids:
+            return []
+        return sorted(self.client.search(["UID", _uid_ranges(sorted(map(int, uids)))]))
+
+    def copy_many(self, folder: str, uidvalidity: int, uids: list[str], target: str
+                  ) -> dict[str, tuple[int, int] | None]:
+        present = self._present(folder, uidvalidity, uids)
+        if not present:
+            return {}
+        responses = self.client._imap.untagged_responses  # imaplib keeps COPYUID here
+        responses.pop("COPYUID", None)
+        self.client.copy(_uid_ranges(present), target)
+        landed = _copyuid(responses.pop("COPYUID", None))
+        return {str(u): landed.get(u) for u in present}
+
+    def find_copies(self, target: str, wanted: dict[str, Sought]) -> dict[str, tuple[int, int]]:
+        """By Message-ID (else by the day of arrival, which COPY keeps), each candidate
+        confirmed by its bytes: a COPY keeps them exactly, so the identity is the same."""
+        validity = self._select(target, readonly=True)
+        found: dict[str, tuple[int, int]] = {}
+        for uid, sought in wanted.items():
+            # Without a Message-ID: the days around its arrival (the server's day may be
+            # another time zone's).
+            criteria: list = (["HEADER", "Message-ID", sought.message_id] if sought.message_id
+                              else ["SINCE", sought.received_on - timedelta(days=1),
+                                    "BEFORE", sought.received_on + timedelta(days=2)])
+            candidates = [c for c in self.client.search(criteria) if c not in
+                          {where for _, where in found.values()}]
+            for candidate in candidates:
+                # The header alone first: a message too large to read was known by it.
+                for part in (b"HEADER", b""):
+                    data = self.client.fetch([candidate], [b"BODY.PEEK[%s]" % part])
+                    raw = bytes(data.get(candidate, {}).get(b"BODY[%s]" % part, b""))
+                    if identity_of(raw, sought.message_id) == sought.identity:
+                        found[uid] = (validity, candidate)
+                        break
+                if uid in found:
+                    break
+        self._selected = None  # the next action selects its folder read-write again
+        return found
+
+    def delete_many(self, folder: str, uidvalidity: int, uids: list[str]) -> dict[str, None]:
+        """UID EXPUNGE (UIDPLUS) removes only these. Without it EXPUNGE removes every
+        message flagged \\Deleted in the folder: it is used only when no other message is
+        so flagged (a clerk's mail program may have flagged one and not yet expunged it);
+        else these stay flagged and DeleteRefused says why."""
+        present = self._present(folder, uidvalidity, uids)
+        if not present:
+            return {}
+        wanted = _uid_ranges(present)
+        self.client.add_flags(wanted, [imapclient.DELETED], silent=True)
         if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge(numbers)
+            self.client.uid_expunge(wanted)
         else:
+            others = sorted(set(self.client.search(["DELETED"])) - set(present))
+            if others:
+                raise DeleteRefused(
+                    f"{folder}: the server has no UIDPLUS and {len(others)} other message(s) "
+                    "there are flagged deleted by someone else, so EXPUNGE would remove them "
+                    f"too: {len(present)} message(s) of ours stay flagged deleted until that "
+                    "mail is expunged or undeleted")
             self.client.expunge()
+        return {str(u): None for u in present}
 
     def append(self, folder: str, raw: bytes) -> None:
         self.client.append(folder, raw, flags=[imapclient.SEEN])

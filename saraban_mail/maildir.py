@@ -8,13 +8,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from saraban_mail.mailbox import Fetched, Folders
+from saraban_mail.mailbox import Fetched, Folders, Sought
 
 
 class MaildirMailbox:
     """A local Maildir++ tree (INBOX at the root, .Junk, .Trash, .Sent): the demo's mailbox.
 
     UIDVALIDITY is 0 and the UID is the Maildir key; delivery time is the file's mtime."""
+
+    moves_atomically = True  # a rename
 
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
@@ -87,6 +89,16 @@ class MaildirMailbox:
     def apply_many(self, folder: str, uidvalidity: int, uids: list[str], action: str,
                    target: str) -> dict[str, tuple[int, int] | None]:
         return {uid: None for uid in uids if self.apply(folder, uidvalidity, uid, action, target)}
+
+    def copy_many(self, folder: str, uidvalidity: int, uids: list[str], target: str
+                  ) -> dict[str, tuple[int, int] | None]:
+        raise NotImplementedError("a Maildir moves by rename (moves_atomically)")
+
+    def find_copies(self, target: str, wanted: dict[str, Sought]) -> dict[str, tuple[int, int]]:
+        raise NotImplementedError("a Maildir moves by rename (moves_atomically)")
+
+    def delete_many(self, folder: str, uidvalidity: int, uids: list[str]) -> dict[str, None]:
+        return {uid: None for uid in uids if self.apply(folder, uidvalidity, uid, "delete", "")}
 
     def reconnect(self) -> None:
         return None

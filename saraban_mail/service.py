@@ -70,7 +70,8 @@ def open_mailbox(config: Config, tokens: Tokens | None = None, *, retry: bool = 
     waits = iter(config.network.retry_delays if retry else [])
     while True:
         try:
-            return ImapMailbox(config.imap, tokens, limit)
+            return ImapMailbox(config.imap, tokens, limit,
+                               spam_to_trash=config.policy.spam_action != "delete")
         except LoginRefused:
             raise
         except MailboxError as exc:

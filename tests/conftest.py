@@ -46,6 +46,35 @@ def dovecot():
     server.close()
 
 
+@pytest.fixture(scope="session")
+def dovecot_courier():
+    """Dovecot announcing what Courier-IMAP does (no MOVE, SPECIAL-USE or MULTIAPPEND), with
+    its `INBOX.` namespace and Outlook's folder names (tests/servers.py IMITATION_*)."""
+    if not dovecot_available():
+        message = "Dovecot is not installed (run tests/setup-and-run.sh)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = start_dovecot(imitate="courier")
+    yield server
+    server.close()
+
+
+# A test module runs on both servers by defining, in the module:
+#     dovecot = pytest.fixture(name="dovecot", params=SERVERS)(each_server)
+SERVERS = ["dovecot", "courier-like"]
+
+
+def each_server(request, dovecot):
+    """The plain Dovecot, or the one imitating Courier, by the test's parameter."""
+    return dovecot if request.param == "dovecot" else request.getfixturevalue("dovecot_courier")
+
+
+def folder_of(server: Dovecot, name: str) -> str:
+    """A folder's name on this server: "Junk" is "INBOX.Junk E-mail" on the imitation."""
+    return {"Junk": server.junk, "Trash": server.trash, "Sent": server.sent}.get(name, name)
+
+
 @pytest.fixture
 def smtp():
     controller, sink = start_smtp()
@@ -68,7 +97,7 @@ def imap_client(dovecot: Dovecot, account: str) -> imapclient.IMAPClient:
 def deliver(dovecot: Dovecot, account: str, folder: str, raw: bytes, when: datetime) -> None:
     client = imap_client(dovecot, account)
     try:
-        client.append(folder, raw, msg_time=when)
+        client.append(folder_of(dovecot, folder), raw, msg_time=when)
     finally:
         client.logout()
 

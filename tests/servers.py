@@ -81,6 +81,11 @@ class Dovecot:
     ca_file: Path
     process: subprocess.Popen | None = None
     _next: int = 0
+    # The folders' full names on this server (the imitation of Courier/Cyrus has others).
+    junk: str = "Junk"
+    trash: str = "Trash"
+    sent: str = "Sent"
+    imitates: str = ""
 
     def account(self) -> str:
         self._next += 1
@@ -121,10 +126,67 @@ def dovecot_available() -> bool:
     return os.path.exists(DOVECOT)
 
 
-def start_dovecot(introspection_url: str = "", settings: str = "") -> Dovecot:
+# Dovecot made to look like the servers many agencies have (Courier-IMAP, Cyrus with
+# Outlook-made folders, Zimbra before its MOVE): it announces no MOVE, SPECIAL-USE or
+# MULTIAPPEND, puts every folder under `INBOX.` with `.` as separator, and names them as
+# Outlook does, with no SPECIAL-USE flag to find them by. The service must go by what the
+# server announces: Dovecot would still accept a MOVE it does not announce.
+IMITATION_CAPABILITY = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS "
+                        "NAMESPACE CHILDREN SORT THREAD=REFERENCES")
+IMITATION_NAMESPACE = """namespace inbox {
+  inbox = yes
+  prefix = INBOX.
+  separator = .
+  mailbox "Junk E-mail" {
+    auto = subscribe
+  }
+  mailbox "Deleted Items" {
+    auto = subscribe
+  }
+  mailbox "Sent Items" {
+    auto = subscribe
+  }
+}
+"""
+# imitate="bare": a poorer server still, without UIDPLUS (a plain EXPUNGE removes every
+# message flagged deleted) and without any Junk folder.
+BARE_CAPABILITY = IMITATION_CAPABILITY.replace("UIDPLUS ", "")
+BARE_NAMESPACE = """namespace inbox {
+  inbox = yes
+  prefix = INBOX.
+  separator = .
+  mailbox Trash {
+    auto = subscribe
+  }
+  mailbox Sent {
+    auto = subscribe
+  }
+}
+"""
+PLAIN_NAMESPACE = """namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+}
+"""
+
+
+def start_dovecot(introspection_url: str = "", settings: str = "", imitate: str = "") -> Dovecot:
     """Dovecot with passwords; with introspection_url also XOAUTH2 and OAUTHBEARER, each
     token checked at that endpoint (RFC 7662) as Dovecot's oauth2 passdb does. `settings`
-    are more lines of its configuration."""
+    are more lines of its configuration. imitate="courier": a server without MOVE,
+    SPECIAL-USE and MULTIAPPEND, its folders `INBOX.Junk E-mail` and so on (above)."""
     import trustme
 
     root = Path(tempfile.mkdtemp(prefix="saraban-dovecot-"))
@@ -147,6 +209,10 @@ def start_dovecot(introspection_url: str = "", settings: str = "") -> Dovecot:
     (root / "passwd").write_text(users)
     port, tls_port = free_port(), free_port()
     mechanisms, oauth_passdb = "plain login", ""
+    namespace = {"": PLAIN_NAMESPACE, "courier": IMITATION_NAMESPACE,
+                 "bare": BARE_NAMESPACE}[imitate]
+    capability = {"": "", "courier": f"imap_capability = {IMITATION_CAPABILITY}\n",
+                  "bare": f"imap_capability = {BARE_CAPABILITY}\n"}[imitate]
     if introspection_url:
         mechanisms += " xoauth2 oauthbearer"
         (root / "oauth2.conf.ext").write_text(f"""introspection_mode = post
@@ -199,24 +265,14 @@ service imap-login {{
     ssl = yes
   }}
 }}
-namespace inbox {{
-  inbox = yes
-  separator = /
-  mailbox Junk {{
-    special_use = \\Junk
-    auto = subscribe
-  }}
-  mailbox Trash {{
-    special_use = \\Trash
-    auto = subscribe
-  }}
-  mailbox Sent {{
-    special_use = \\Sent
-    auto = subscribe
-  }}
-}}
-""")
+{namespace}{capability}""")
     server = Dovecot(root=root, port=port, tls_port=tls_port, ca_file=root / "ca.pem")
+    if imitate == "courier":
+        server.junk, server.trash, server.sent = ("INBOX.Junk E-mail", "INBOX.Deleted Items",
+                                                  "INBOX.Sent Items")
+    elif imitate == "bare":
+        server.junk, server.trash, server.sent = "", "INBOX.Trash", "INBOX.Sent"
+    server.imitates = imitate
     server.start()
     return server
 

@@ -27,7 +27,11 @@ from saraban_mail.classify import Identity, classify
 from saraban_mail.demo import STAFF, samples
 from saraban_mail.parse import parse
 from saraban_mail.rules import default_dir, load_rules
-from tests.conftest import deliver, imap_client
+from tests.conftest import SERVERS, deliver, each_server, folder_of, imap_client
+
+# The crash suite runs on the plain Dovecot and on one imitating Courier-IMAP, where a move
+# is COPY, then delete: a kill between the two must not leave a message in two folders.
+dovecot = pytest.fixture(name="dovecot", params=SERVERS)(each_server)
 
 AGENCY = "saraban@nongtuayang.go.th"
 
@@ -161,7 +165,7 @@ def check_invariants(office: Path, dovecot, account: str, smtp, mail) -> dict[st
     where: Counter = Counter()
     try:
         for folder in ("INBOX", "Junk", "Trash"):
-            client.select_folder(folder, readonly=True)
+            client.select_folder(folder_of(dovecot, folder), readonly=True)
             uids = client.search("ALL")
             for data in client.fetch(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]).values():
                 header = data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().strip()

@@ -21,9 +21,13 @@ from pathlib import Path
 import pytest
 
 from saraban_mail.demo import samples
-from tests.conftest import IN_CI, deliver
+from tests.conftest import IN_CI, SERVERS, deliver, each_server
 from tests.servers import CuttingProxy, start_dovecot
 from tests.test_crash import CRASH_CONFIG, check_invariants, mailbox_of
+
+# Every fault on the plain Dovecot and on one imitating Courier-IMAP (no MOVE: COPY, then
+# delete, each step noted so that a cut between them copies nothing twice).
+dovecot = pytest.fixture(name="dovecot", params=SERVERS)(each_server)
 
 
 def poll(office: Path, **env: str) -> subprocess.CompletedProcess:
@@ -64,8 +68,11 @@ def in_namespace(script: str) -> subprocess.CompletedProcess:
 
 
 def test_connection_cut_mid_move_moves_each_message_once(office, dovecot, imap_account, smtp):
+    """The line cut right after the server was sent MOVE, or on a server without MOVE right
+    after COPY (its answer never heard): the retry must not copy again."""
     mail = prepare(office, dovecot, imap_account, 40)
-    proxy = CuttingProxy(dovecot.port, cut_on=b" MOVE ", cuts=2)  # as many as retry_delays
+    command = b" COPY " if dovecot.imitates else b" MOVE "
+    proxy = CuttingProxy(dovecot.port, cut_on=command, cuts=2)  # as many as retry_delays
     point(office, dovecot.port, proxy.port)
     result = poll(office)
     proxy.close()
@@ -78,7 +85,8 @@ def test_connection_cut_mid_move_moves_each_message_once(office, dovecot, imap_a
 
 
 def test_server_restarted_during_a_poll(office, dovecot, imap_account, smtp):
-    own = start_dovecot()  # restarted here: not the suite's shared server (same users)
+    # restarted here: not the suite's shared server (same users, same kind of server)
+    own = start_dovecot(imitate=dovecot.imitates)
     try:
         account = imap_account
         point(office, dovecot.port, own.port)

@@ -1,4 +1,7 @@
-"""End to end against a real Dovecot and a real SMTP server: the whole poll, twice."""
+"""End to end against a real Dovecot and a real SMTP server: the whole poll, twice.
+
+Every test runs on the plain Dovecot and on one imitating Courier-IMAP (no MOVE, no
+SPECIAL-USE, `INBOX.` folders with Outlook's names): the service goes by what it announces."""
 
 from __future__ import annotations
 
@@ -15,13 +18,16 @@ from pathlib import Path
 
 import imapclient
 import openpyxl
+import pytest
 
 from saraban_mail.config import Imap
 from saraban_mail.demo import samples
 from saraban_mail.mailbox import ImapMailbox
 from saraban_mail.parse import _cut, parse
-from tests.conftest import deliver, imap_client
+from tests.conftest import SERVERS, deliver, each_server, folder_of, imap_client
 from tests.servers import PASSWORD
+
+dovecot = pytest.fixture(name="dovecot", params=SERVERS)(each_server)
 
 
 def run_poll(config: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -40,7 +46,7 @@ def mailbox_state(dovecot, account) -> dict[str, list[tuple[int, tuple]]]:
     try:
         state = {}
         for folder in ("INBOX", "Junk", "Trash", "Sent"):
-            client.select_folder(folder, readonly=True)
+            client.select_folder(folder_of(dovecot, folder), readonly=True)
             fetched = client.fetch(client.search("ALL"), ["FLAGS"])
             state[folder] = sorted((uid, tuple(sorted(d[b"FLAGS"]))) for uid, d in fetched.items())
         return state
@@ -135,9 +141,9 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
     # needs_review flagged and unread, handled mail read, copies in Sent.
     client = imap_client(dovecot, imap_account)
     try:
-        client.select_folder("Junk", readonly=True)
+        client.select_folder(folder_of(dovecot, "Junk"), readonly=True)
         assert client.search("ALL") == []
-        client.select_folder("Trash", readonly=True)
+        client.select_folder(folder_of(dovecot, "Trash"), readonly=True)
         assert len(client.search("ALL")) == 2
         client.select_folder("INBOX", readonly=True)
         flagged = client.search(["FLAGGED"])
@@ -147,7 +153,7 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
         assert unseen == flagged
         moved = client.search(["SUBJECT", "ขอสำเนาใบเสร็จค่าขยะ".encode()], charset="UTF-8")
         assert len(moved) == 1
-        client.select_folder("Sent", readonly=True)
+        client.select_folder(folder_of(dovecot, "Sent"), readonly=True)
         assert len(client.search("ALL")) == len(smtp.messages)
     finally:
         client.logout()
@@ -290,7 +296,15 @@ def test_check_logs_in_and_lists_the_folders_it_will_read(office, dovecot, imap_
         capture_output=True, text=True, env=os.environ.copy(), timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "inbox=INBOX junk=Junk trash=Trash sent=Sent" in result.stdout
+    how = "(name)" if dovecot.imitates else "(special-use)"
+    assert (f"inbox=INBOX junk={dovecot.junk} {how} trash={dovecot.trash} {how} "
+            f"sent={dovecot.sent} {how}") in result.stdout
+    # What the service will do on this server, from what it announces.
+    if dovecot.imitates:
+        assert "MOVE=no" in result.stdout and "SPECIAL-USE=no" in result.stdout
+        assert "moves: COPY, then delete" in result.stdout
+    else:
+        assert "MOVE=yes UIDPLUS=yes SPECIAL-USE=yes MULTIAPPEND=yes IDLE=yes" in result.stdout
 
 
 def _large_request() -> tuple[bytes, dict[str, bytes]]:
@@ -355,7 +369,9 @@ def test_large_attachments_located_by_the_server_parse_as_the_whole_message(
     assert saved["03-ภาพถ่าย.jpg"] == files["ภาพถ่าย.jpg"]
 
 
-def test_a_backlog_longer_than_the_servers_command_line_is_read_whole(tmp_path, monkeypatch):
+@pytest.mark.parametrize("imitate", ["", "courier"])
+def test_a_backlog_longer_than_the_servers_command_line_is_read_whole(tmp_path, monkeypatch,
+                                                                      imitate):
     """Years of history: thousands of new UIDs. Listed one by one in a FETCH or a MOVE they
     make a command line the server refuses (Dovecot: imap_max_line_length, 64 KB), and the
     folder could never be read again. Here the limit is 2 KB and the backlog 1,200 messages:
@@ -364,7 +380,7 @@ def test_a_backlog_longer_than_the_servers_command_line_is_read_whole(tmp_path, 
     from tests.servers import start_dovecot, start_smtp
     from tests.test_crash import variant
 
-    own = start_dovecot(settings="imap_max_line_length = 2k")
+    own = start_dovecot(settings="imap_max_line_length = 2k", imitate=imitate)
     controller, sink = start_smtp()
     try:
         account = own.account()
@@ -384,11 +400,11 @@ def test_a_backlog_longer_than_the_servers_command_line_is_read_whole(tmp_path, 
         assert (len(got), got.count("spam"), got.count("automated")) == (1200, 800, 400)
         client = imap_client(own, account)
         counts = {folder: client.folder_status(folder, [b"MESSAGES", b"UNSEEN"])
-                  for folder in ("INBOX", "Trash")}
+                  for folder in ("INBOX", own.trash)}
         client.logout()
-        # moved and marked in commands naming UID ranges
+        # moved (or copied and expunged) and marked in commands naming UID ranges
         assert {f: (c[b"MESSAGES"], c[b"UNSEEN"]) for f, c in counts.items()} == {
-            "INBOX": (400, 0), "Trash": (800, 800)}
+            "INBOX": (400, 0), own.trash: (800, 800)}
         second = run_poll(office, "--json")
         assert second.returncode == 0 and second.stdout == "", second.stderr
     finally:

@@ -226,21 +226,6 @@ def test_thai_digit_dates_are_a_display_format_only(tmp_path):
     assert cell.is_date and cell.number_format.startswith("[$-D07041E]")
 
 
-def test_junk_and_trash_are_found_by_flag_then_by_usual_names():
-    from saraban_mail.mailbox import JUNK_NAMES, _pick
-
-    names = ["INBOX", "Junk E-mail", "Deleted Items", "Spam2"]
-    flags = {n: () for n in names}
-    assert _pick(names, "", b"\\Junk", flags, JUNK_NAMES) == "Junk E-mail"
-    flags["Spam2"] = (b"\\Junk",)
-    assert _pick(names, "", b"\\Junk", flags, JUNK_NAMES) == "Spam2"
-    assert _pick(names, "Deleted Items", b"\\Junk", flags, JUNK_NAMES) == "Deleted Items"
-    from saraban_mail.errors import MailboxError
-
-    with pytest.raises(MailboxError, match="'Nope' named in the config does not exist"):
-        _pick(names, "Nope", b"\\Junk", flags, JUNK_NAMES)
-
-
 def test_two_polls_never_run_at_once(tmp_path):
     from saraban_mail.journal import single_instance
 

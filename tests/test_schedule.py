@@ -206,7 +206,8 @@ def test_check_says_what_is_wrong(office, dovecot, imap_account, smtp, monkeypat
     office.write_text(office.read_text().replace('username = "', 'junk = "Nope"\nusername = "'))
     wrong = subprocess.run([sys.executable, "-m", "saraban_mail", "check", "--config",
                             str(office)], capture_output=True, text=True, env=os.environ.copy())
-    assert wrong.returncode == 2 and "'Nope' named in the config does not exist" in wrong.stderr
+    assert wrong.returncode == 3, wrong.stderr
+    assert 'imap.junk = "Nope": the server has no such folder' in wrong.stderr
     password = subprocess.run(
         [sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],
         capture_output=True, text=True, env=dict(os.environ, SARABAN_IMAP__PASSWORD="Wr0ng-Pa55"))

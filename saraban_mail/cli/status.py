@@ -239,11 +239,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     box = open_mailbox(config, tokens, retry=False)
     try:
         f = box.folders
-        print(f"mailbox ok: inbox={f.inbox} junk={f.junk} trash={f.trash} sent={f.sent}")
-        if not f.junk:
-            warnings.append("no junk folder found; set imap.junk")
-        if not f.trash:
-            warnings.append("no trash folder found: spam is only marked read; set imap.trash")
+        how = dict(f.how)
+        found = " ".join(f"{role}={name or '(none)'}" + (f" ({how[role]})" if role in how else "")
+                         for role, name in (("inbox", f.inbox), ("junk", f.junk),
+                                            ("trash", f.trash), ("sent", f.sent)))
+        print(f"mailbox ok: {found}")
+        capabilities = getattr(box, "capabilities", None)
+        if capabilities:
+            # What the service does differently by what the server announces.
+            have = capabilities()
+            print("server: " + " ".join(f"{name}={'yes' if on else 'no'}"
+                                        for name, on in have.items()))
+            print("  moves: " + ("MOVE" if have["MOVE"] else
+                                 "COPY, then delete (each step noted, never twice)")
+                  + "; removes: " + ("UID EXPUNGE" if have["UIDPLUS"] else
+                                     "EXPUNGE only when no one else's mail is flagged deleted")
+                  + "; new mail: " + ("IDLE" if have["IDLE"] else "a poll every few minutes"))
+        warnings += f.problems
         if f.extra:
             print(f"extra folders read like the inbox: {', '.join(f.extra)}")
         warnings += [f"imap.extra_folders: the server has no folder '{name}'"

@@ -1,5 +1,5 @@
-"""Stage 9, the administrator's alert: what needs a person (OAuth2 token trouble; a poll
-that could not start), mailed to agency.admin_email at most once a day."""
+"""Stage 9, the administrator's alert: what needs a person (OAuth2 token trouble; Junk,
+Trash or Sent not found; a poll that could not start), mailed to agency.admin_email at most once a day."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ log = logging.getLogger("saraban_mail")
 
 def run(ctx: Context, report: PollReport) -> None:
     alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
-                oauth.warnings(ctx.config, ctx.clock()))
+                oauth.warnings(ctx.config, ctx.clock()) + list(ctx.mailbox.folders.problems))
 
 
 def alert_admin(journal: Journal, config: Config, transport: Transport, now: datetime,

@@ -33,6 +33,8 @@ log = logging.getLogger("saraban_mail")
 def run(ctx: Context, report: PollReport, poll_id: str) -> None:
     box = ctx.mailbox
     since = start_date(ctx, report)
+    # Junk (or Trash, Sent) not found: said on every poll, never silently skipped.
+    report.problems += box.folders.problems
     for folder in box.folders.missing:
         report.problems.append(f"{folder}: named in imap.extra_folders but the server has no "
                                "such folder: not read (create it, or correct the name)")
