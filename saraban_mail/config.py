@@ -274,6 +274,13 @@ class Seal(_Section):
     warn_days: list[int] = Field(default_factory=lambda: [30, 14, 3])
     timeout: float = Field(default=20.0, gt=0)
 
+    @model_validator(mode="after")
+    def _stamp_needs_thai_font(self):
+        if self.visible_stamp and self.stamp_font is None:
+            raise ValueError("seal.visible_stamp needs seal.stamp_font, a TrueType font with Thai "
+                             "glyphs (e.g. /usr/share/fonts/truetype/tlwg/Laksaman.ttf)")
+        return self
+
     def secret(self) -> str:
         if self.password_env and os.environ.get(self.password_env):
             return os.environ[self.password_env]

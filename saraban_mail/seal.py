@@ -187,13 +187,15 @@ def seal(data: bytes, key: SealKey, config: Config, *, password: str | None = No
     timestamper = _timestamper(settings.tsa_url, settings.timeout) if settings.tsa_url else None
     if timestamper is None and settings.require_timestamp:
         raise SealError("seal.tsa_url is not set and seal.require_timestamp is true")
-    roots = [c for c in key.signer.cert_registry] if hasattr(key.signer, "cert_registry") else []
+    # The chain the PKCS#12 carries (a CA's file has it) anchors the revocation data fetched.
+    roots = list(getattr(key.signer, "cert_registry", []))
     attempts = [("B-LT", timestamper, True), ("B-T", timestamper, False)]
     if not settings.require_timestamp:
         attempts.append(("B-B", None, False))
     last: Exception | None = None
+    tsa_down = False
     for level, stamper, embed in attempts:
-        if stamper is None and level != "B-B":
+        if stamper is None and level != "B-B" or (tsa_down and stamper is not None):
             continue
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         if password is not None:
@@ -213,7 +215,7 @@ def seal(data: bytes, key: SealKey, config: Config, *, password: str | None = No
                               ).sign_pdf(writer, output=out,
                                          appearance_text_params={"text": stamp} if stamp else None)
         except TimestampRequestError as exc:
-            last = exc
+            last, tsa_down = exc, True
             if settings.require_timestamp:
                 raise SealPending(f"the timestamp server cannot be reached ({exc}); the result "
                                   "waits and is sealed at a later poll") from None

@@ -3,6 +3,7 @@ certificate, a TSA, OCSP and CRLs, an expired and a revoked certificate, a perso
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,18 +125,18 @@ class _Late:
         return self.app(environ, start_response)
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> Pki:
+def make_pki(folder: Path) -> tuple[Pki, object]:
+    """The PKI in `folder`, served on loopback; (pki, server): call server.shutdown()."""
     from certomancer.integrations.animator import Animator, AnimatorArchStore
     from certomancer.registry import CertomancerConfig
     from werkzeug.serving import make_server
 
-    folder = tmp_path_factory.mktemp("pki")
     for label in KEYS:  # certomancer makes no keys: EC P-256, quick to make
         key = ec.generate_private_key(ec.SECP256R1())
         (folder / f"{label}.key.pem").write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per OCSP/TSA request
     late = _Late()
     server = make_server("127.0.0.1", 0, late, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
@@ -145,8 +146,7 @@ def pki(tmp_path_factory) -> Pki:
                                          key_search_dir=str(folder))
     arch = config.get_pki_arch(ARCH)
     late.app = Animator(AnimatorArchStore(config.pki_archs), with_web_ui=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     root_pem = folder / "root.pem"
     root_pem.write_bytes(_pem(arch.get_cert("root").dump()))
     for label in ("agency", "expired", "revoked", "mayor", "soon"):
@@ -155,8 +155,14 @@ def pki(tmp_path_factory) -> Pki:
     password_file = folder / "seal-password"
     password_file.write_text(P12_PASSWORD + "\n")
     password_file.chmod(0o600)
-    yield Pki(folder, url, root_pem, f"{url}/{ARCH}/tsa/tsa", password_file)
-    server.shutdown()
+    return Pki(folder, url, root_pem, f"{url}/{ARCH}/tsa/tsa", password_file), server
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    made, server = make_pki(tmp_path_factory.mktemp("pki"))
+    yield made
+    server.shutdown()  # type: ignore[attr-defined]
 
 
 def _pem(der: bytes) -> bytes:

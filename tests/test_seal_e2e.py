@@ -222,3 +222,46 @@ def test_verify_reports_a_revoked_certificate(pki, tmp_path):
     assert result.returncode == 2 and "[1]" in result.stdout, result.stdout + result.stderr
     unsigned = cli(config, "verify", str(write_pdf(tmp_path / "plain.pdf")))
     assert unsigned.returncode == 1 and "no electronic signature" in unsigned.stdout
+
+
+LAKSAMAN = Path("/usr/share/fonts/truetype/tlwg/Laksaman.ttf")  # tests/setup-and-run.sh
+
+
+def test_a_visible_stamp_in_thai_keeps_the_seal_valid(pki):
+    from saraban_mail.config import Config, Seal
+
+    settings = Seal(pkcs12=pki.p12("agency"), password_file=pki.password_file,
+                    tsa_url=pki.tsa_url, visible_stamp=True, stamp_font=LAKSAMAN)
+    sealed = seal.seal(text_pdf(["x"]), seal.load_key(settings), Config(seal=settings),
+                       stamp="เทศบาลตำบลหนองตัวอย่าง\nวันที่ 30 พ.ย. 2569\nเลขทะเบียนส่ง 1/2569")
+    (info,) = seal.describe(sealed.data, roots(pki))
+    assert info.ok
+    (annotation,) = PdfReader(io.BytesIO(sealed.data)).pages[0]["/Annots"]
+    widget = annotation.get_object()
+    assert widget["/FT"] == "/Sig" and float(widget["/Rect"][2]) > float(widget["/Rect"][0])
+    assert b"Laksaman" in sealed.data  # the Thai font is embedded for the stamp's text
+
+
+def test_a_visible_stamp_without_a_thai_font_is_a_config_error(office, pki):
+    with_seal(office, seal_config(pki, visible_stamp=True))
+    result = cli(office, "check")
+    assert result.returncode == 2 and "seal.visible_stamp needs seal.stamp_font" in result.stderr
+
+
+def test_the_admin_alert_tells_each_expiry_tier_once(office, smtp, pki, monkeypatch):
+    text = office.read_text(encoding="utf-8").replace(
+        "[agency]\n", '[agency]\nadmin_email = "it@nongtuayang.go.th"\n', 1)
+    office.write_text(text + "\n" + seal_config(pki, "soon"), encoding="utf-8")
+
+    def alerts_on(day: str) -> list[str]:
+        smtp.messages.clear()
+        monkeypatch.setenv("SARABAN_NOW", f"{day}T09:00:00+07:00")
+        run_poll(office)
+        return [m.get_body().get_content() for m in received(smtp)
+                if m["To"] == "it@nongtuayang.go.th"]
+
+    (first,) = alerts_on("2026-12-28")  # 12 days left: the 14-day tier
+    assert "expires in 12 day(s), on 2027-01-10" in first
+    assert alerts_on("2026-12-29") == []  # the same tier is not told again
+    (last,) = alerts_on("2027-01-08")  # the 3-day tier
+    assert "expires in 1 day(s)" in last
