@@ -63,6 +63,11 @@ class ResultPending(ResultError):
     """A result that can go later (the timestamp server is unreachable): it waits."""
 
 
+class SealUnavailable(ResultError):
+    """The seal cannot be made until the administrator acts (an expired certificate, a wrong
+    password): `send-result` refuses, and files in outbox/ wait there."""
+
+
 @dataclass(frozen=True)
 class Target:
     """The request a result answers, from the journal or from a clerk's row."""
@@ -260,7 +265,7 @@ def sealer_for(config: Config, now: datetime) -> Sealer | None:
         key = seal.load_key(config.seal)
         seal.usable(key, now)
     except (seal.SealError, SarabanError) as exc:
-        raise ResultError(str(exc)) from None
+        raise SealUnavailable(str(exc)) from None
     return Sealer(key, config)
 
 
@@ -644,7 +649,7 @@ def queue_outbox(journal: Journal, config: Config, templates: Templates,
             target = find_target(journal, config, year, number)
             queue(journal, config, templates, target, load_files(files, config), now=clock(),
                   source=key)
-        except ResultPending as exc:  # stays in outbox/: tried again at the next poll
+        except (ResultPending, SealUnavailable) as exc:  # stays in outbox/: tried next poll
             problems.append(f"outbox/{entry.name}: {exc}")
             continue
         except ResultError as exc:

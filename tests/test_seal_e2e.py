@@ -137,6 +137,12 @@ def test_an_expired_certificate_blocks_sending_with_one_clear_line(registered, s
     assert "expired on 2021-01-01" in result.stderr and result.stderr.count("\n") == 1
     assert smtp.messages == []
     assert not (registered.parent / "register" / "outgoing-2569.xlsx").exists()
+    outbox = registered.parent / "outbox"  # a dropped file waits for a new certificate
+    outbox.mkdir()
+    write_pdf(outbox / "1-2569.pdf")
+    polled = run_poll(registered)
+    assert "outbox/1-2569.pdf" in polled.stderr and "expired" in polled.stderr
+    assert (outbox / "1-2569.pdf").exists() and smtp.messages == []
 
 
 def test_a_silent_tsa_keeps_the_result_waiting_until_it_answers(registered, smtp, pki, tmp_path):

@@ -135,6 +135,8 @@ def _show_result(prepared: Any) -> None:
         state = "encrypted AES-256" if document.encrypted else "as given"
         print(f"attachment: {document.name} ({len(document.data):,} bytes, {state}, "
               f"SHA-256 {document.sha256})")
+        if document.seal_line:
+            print(f"  {document.seal_line}")
     print(f"size: {len(prepared.result.raw):,} bytes")
     if prepared.password_mail:
         print("password: random, sent in a separate mail after the document")
