@@ -253,6 +253,43 @@ class Results(_Section):
     ])
 
 
+class Seal(_Section):
+    """The agency's electronic seal (ตราประทับอิเล็กทรอนิกส์) on every result PDF: an
+    organisation certificate's PAdES signature with an RFC 3161 timestamp (seed 002 §4.3-4.5)."""
+
+    pkcs12: Path | None = None  # unset: results go unsealed
+    # The PKCS#12 password: in the variable named by password_env, else this file; never in
+    # the config text (one underscore: SARABAN_SEAL__... would be read as a setting).
+    password_file: Path | None = None
+    password_env: str = "SARABAN_SEAL_PASSWORD"
+    reason: str = "รับรองความถูกต้องของเอกสารที่หน่วยงานส่ง"
+    location: str = ""  # empty: the agency's Thai name
+    tsa_url: str = ""
+    # No reachable TSA: the result waits (true) or is sealed without a timestamp (false).
+    require_timestamp: bool = True
+    visible_stamp: bool = False
+    stamp_font: Path | None = None  # a TrueType font with Thai glyphs for the visible stamp
+    # CA certificates (PEM or DER) trusted when checking signatures: `verify`, intake notes.
+    trust_roots: list[Path] = Field(default_factory=list)
+    warn_days: list[int] = Field(default_factory=lambda: [30, 14, 3])
+    timeout: float = Field(default=20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _stamp_needs_thai_font(self):
+        if self.visible_stamp and self.stamp_font is None:
+            raise ValueError("seal.visible_stamp needs seal.stamp_font, a TrueType font with Thai "
+                             "glyphs (e.g. /usr/share/fonts/truetype/tlwg/Laksaman.ttf)")
+        return self
+
+    def secret(self) -> str:
+        if self.password_env and os.environ.get(self.password_env):
+            return os.environ[self.password_env]
+        if self.password_file is None:
+            raise ConfigError(f"seal: no password for {self.pkcs12}: set {self.password_env} "
+                              "or seal.password_file")
+        return read_secret("", self.password_file, "seal.password_file", self.password_env)
+
+
 class Followup(_Section):
     """What happens after receipt: missing documents, the hold, inquiries."""
 
@@ -347,6 +384,7 @@ class Config(BaseSettings):
     registers: Registers = Field(default_factory=Registers)
     sharing: Sharing = Field(default_factory=Sharing)
     results: Results = Field(default_factory=Results)
+    seal: Seal = Field(default_factory=Seal)
     followup: Followup = Field(default_factory=Followup)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
@@ -426,7 +464,12 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     mailbox = config.mailbox.model_copy(update={"maildir": absolute(config.mailbox.maildir)})
     smtp = config.smtp.model_copy(update={"pickup_dir": absolute(config.smtp.pickup_dir)})
     results = config.results.model_copy(update={"outbox_dir": absolute(config.results.outbox_dir)})
+    seal = config.seal.model_copy(update={
+        name: absolute(getattr(config.seal, name)) for name in ("pkcs12", "password_file",
+                                                                "stamp_font")
+        if getattr(config.seal, name) is not None
+    } | {"trust_roots": [absolute(p) for p in config.seal.trust_roots]})
     return config.model_copy(
         update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "results": results,
-                "source": base}
+                "seal": seal, "source": base}
     )

@@ -26,6 +26,8 @@ class AttachmentNote:
     content_type: str
     size: int
     sha256: str
+    # A signed PDF: who signed, valid or not, the timestamp (seed 002 init §3.3(5)-(6)).
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class Record:
             "official_received_at": self.official_received_at.isoformat(),
             "ack_due": _iso(self.ack_due),
             "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
-                             "sha256": a.sha256} for a in self.attachments],
+                             "sha256": a.sha256} | ({"signature": a.signature} if a.signature
+                                                   else {}) for a in self.attachments],
             "planned": list(self.planned),
         }
         if self.text_sha is not None:
@@ -163,7 +166,8 @@ class Record:
             received_at=datetime.fromisoformat(data["received_at"]),
             official_received_at=datetime.fromisoformat(data["official_received_at"]),
             ack_due=_moment(data.get("ack_due")),
-            attachments=tuple(AttachmentNote(a["name"], a["type"], a["size"], a["sha256"])
+            attachments=tuple(AttachmentNote(a["name"], a["type"], a["size"], a["sha256"],
+                                             a.get("signature", ""))
                               for a in data.get("attachments", ())),
             planned=tuple(data.get("planned", ())),
             text_sha=data.get("text_sha"),

@@ -15,7 +15,7 @@ import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,15 @@ class ResultError(SarabanError):
     """A result cannot be sent as asked (unknown receipt, bad file, too large, ...)."""
 
 
+class ResultPending(ResultError):
+    """A result that can go later (the timestamp server is unreachable): it waits."""
+
+
+class SealUnavailable(ResultError):
+    """The seal cannot be made until the administrator acts (an expired certificate, a wrong
+    password): `send-result` refuses, and files in outbox/ wait there."""
+
+
 @dataclass(frozen=True)
 class Target:
     """The request a result answers, from the journal or from a clerk's row."""
@@ -78,9 +87,12 @@ class Target:
 class Document:
     name: str
     content_type: str
-    data: bytes  # as sent (encrypted when protected)
+    data: bytes  # as sent (sealed, encrypted or zipped as the file's handling says)
     sha256: str  # of the file the clerk gave (the signed original)
     encrypted: bool
+    seal_line: str = ""  # the outgoing register's line on the seal and the SHA-256 as sent
+    zipped: bool = False
+    sealed: bool = False
 
 
 # -- which request ------------------------------------------------------------------------
@@ -177,22 +189,84 @@ def new_password() -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(12))
 
 
-def protect(files: list[tuple[str, str, bytes]], password: str | None) -> list[Document]:
+def protect(files: list[tuple[str, str, bytes]], password: str | None,
+            sealer: Sealer | None = None) -> list[Document]:
+    """Each file sealed, encrypted then sealed, zipped or left as it is (sealing.handling):
+    a PDF a person signed is never rewritten."""
+    from saraban_mail import seal, sealing
+
     documents = []
     for name, content_type, data in files:
         digest = hashlib.sha256(data).hexdigest()
-        if password is None:
-            documents.append(Document(name, content_type, data, digest, False))
-            continue
-        if content_type != "application/pdf":
+        is_pdf = content_type == "application/pdf"
+        if password is not None and not is_pdf:
             raise ResultError(f"{name}: an image cannot carry a password; scan it to PDF")
-        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
-        writer.encrypt(user_password=password, owner_password=secrets.token_urlsafe(24),
-                       algorithm="AES-256")
-        out = io.BytesIO()
-        writer.write(out)
-        documents.append(Document(name, content_type, out.getvalue(), digest, True))
+        signed = is_pdf and seal.has_signature(data)
+        how = sealing.handling(pdf=is_pdf, signed=signed, protect=password is not None,
+                               seal=sealer is not None)
+        out, sealed = data, None
+        if how.encrypt:
+            writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+            writer.encrypt(user_password=password or "", owner_password=secrets.token_urlsafe(24),
+                           algorithm="AES-256")
+            buffer = io.BytesIO()
+            writer.write(buffer)
+            out = buffer.getvalue()
+        if how.seal and sealer is not None:
+            try:
+                sealed = seal.seal(out, sealer.key, sealer.config,
+                                   password=password if how.encrypt else None, stamp=sealer.stamp)
+            except seal.SealPending as exc:
+                raise ResultPending(f"{name}: {exc}") from None
+            except seal.SealError as exc:
+                raise ResultError(f"{name}: {exc}") from None
+            out = sealed.data
+        sent_name, sent_type = name, content_type
+        if how.zip:
+            out, sent_name, sent_type = _zipped(name, out, password or ""), \
+                f"{Path(name).stem}.zip", "application/zip"
+        line = sealing.seal_line(sealed is not None, subject=sealed.subject if sealed else "",
+                                 serial=sealed.serial if sealed else "",
+                                 timestamp=sealed.timestamp if sealed else None,
+                                 sha256=hashlib.sha256(out).hexdigest(), signed_before=signed,
+                                 zipped=how.zip)
+        documents.append(Document(sent_name, sent_type, out, digest,
+                                  how.encrypt or how.zip, line, how.zip, sealed is not None))
     return documents
+
+
+def _zipped(name: str, data: bytes, password: str) -> bytes:
+    import pyzipper
+
+    buffer = io.BytesIO()
+    with pyzipper.AESZipFile(buffer, "w", compression=pyzipper.ZIP_DEFLATED,
+                             encryption=pyzipper.WZ_AES) as archive:  # 256-bit by default
+        archive.setpassword(password.encode())
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """The seal's key and settings, loaded once for a batch of results."""
+
+    key: Any
+    config: Config
+    stamp: str = ""
+
+
+def sealer_for(config: Config, now: datetime) -> Sealer | None:
+    """None without [seal]; an expired certificate or a wrong password is one line."""
+    from saraban_mail import seal
+
+    if config.seal.pkcs12 is None:
+        return None
+    try:
+        key = seal.load_key(config.seal)
+        seal.usable(key, now)
+    except (seal.SealError, SarabanError) as exc:
+        raise SealUnavailable(str(exc)) from None
+    return Sealer(key, config)
 
 
 # -- the messages --------------------------------------------------------------------------
@@ -220,6 +294,7 @@ def prepare(config: Config, templates: Templates, target: Target, documents: lis
         "matter": target.subject or "(ไม่มีหัวเรื่อง / no subject)",
         "requester_name": target.name, "files": [d.name for d in documents],
         "protected": password is not None, "password": password or "",
+        "sealed": any(d.sealed for d in documents), "zipped": any(d.zipped for d in documents),
         "sent_th": thai_datetime(now), "sent_en": english_datetime(now),
     }
     default_subject, body = templates.render("result", context)
@@ -245,7 +320,8 @@ def prepare(config: Config, templates: Templates, target: Target, documents: lis
         "answers": receipt,
         "files": "\n".join(
             f"{d.name} ({len(d.data):,} bytes, SHA-256 ของต้นฉบับ {d.sha256})"
-            + (" เข้ารหัส AES-256" if d.encrypted else "") for d in documents),
+            + (" เข้ารหัส AES-256" if d.encrypted else "")
+            + (f"\n  {d.seal_line}" if d.seal_line else "") for d in documents),
         "message_id": result.message_id, "ref": f"SR-{year}-{send_no}",
     }
     return Prepared(year, send_no, result, password_mail, row, documents)
@@ -275,15 +351,25 @@ def queue(journal: Journal, config: Config, templates: Templates, target: Target
     password = None
     if wants_password(password_mode, config, target):
         password = password_mode if password_mode not in ("auto", "default") else new_password()
-    documents = protect(files, password)
     year = buddhist_year(now)
     path = workbook_path(config.paths.register_dir, OUTGOING, year)
     try:
         in_sheet = highest_number(path, OUTGOING)
     except RegisterError as exc:
         raise ResultError(f"{exc}; no outgoing number can be given safely") from exc
+    # Sealed before the journal's lock is taken (the TSA may be slow); the stamp names the
+    # number the transaction then gives, checked below.
+    expected = max(in_sheet, journal.highest_send_no(year)) + 1
+    sealer = sealer_for(config, now)
+    if sealer is not None and config.seal.visible_stamp:
+        sealer = replace(sealer, stamp=f"{config.agency.name_th}\nวันที่ {thai_date(now.date())}"
+                                       f"\nเลขทะเบียนส่ง {expected}/{year}")
+    documents = protect(files, password, sealer)
     with journal.transaction():
         send_no = max(in_sheet, journal.highest_send_no(year)) + 1
+        if sealer is not None and sealer.stamp and send_no != expected:
+            raise ResultPending(f"outgoing number {expected}/{year} was taken while sealing; "
+                                "sealed again at the next try")
         prepared = prepare(config, templates, target, documents, year=year, send_no=send_no,
                            now=now, to=to, subject=subject, password=password, doc_no=doc_no)
         if not dry_run:
@@ -563,6 +649,9 @@ def queue_outbox(journal: Journal, config: Config, templates: Templates,
             target = find_target(journal, config, year, number)
             queue(journal, config, templates, target, load_files(files, config), now=clock(),
                   source=key)
+        except (ResultPending, SealUnavailable) as exc:  # stays in outbox/: tried next poll
+            problems.append(f"outbox/{entry.name}: {exc}")
+            continue
         except ResultError as exc:
             moved = _move(entry, outbox / "failed", config)
             shared_write(moved.with_name(moved.name + ".txt"), f"{exc}\n".encode(),

@@ -22,6 +22,8 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # Samba: the register folder shared to the clerks' Windows PCs; smbd is in /usr/sbin, often off PATH.
 command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || missing+=(samba)
 command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side of the share
+# A Thai TrueType font: the seal's visible stamp is drawn with it (tests/test_seal_e2e.py).
+[ -f /usr/share/fonts/truetype/tlwg/Laksaman.ttf ] || missing+=(fonts-tlwg-laksaman-ttf)
 command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."

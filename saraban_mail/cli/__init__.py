@@ -129,6 +129,14 @@ def parser() -> argparse.ArgumentParser:
                         "that already has a result or was disposed (logged)")
     p.set_defaults(func="results:cmd_send_result")
 
+    p = sub.add_parser("verify", help="check the electronic signatures of a PDF, as the ETDA "
+                       "validation service would (Thai and English)")
+    p.add_argument("file", help="the PDF")
+    p.add_argument("--config")
+    p.add_argument("--roots", nargs="*", help="trusted CA certificates (default: seal.trust_roots)")
+    p.add_argument("--password", help="the PDF's password, when it has one")
+    p.set_defaults(func="results:cmd_verify")
+
     def matter_parser(name: str, text: str):
         q = sub.add_parser(name, help=text)
         q.add_argument("receipt", help="incoming receipt number: 12 or 12/2569")

@@ -296,6 +296,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:
         warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
     warnings += oauth.warnings(config, now())
+    if config.seal.pkcs12 is not None:
+        from saraban_mail import seal
+
+        found = seal.health(config.seal, now())
+        warnings += found.lines
+        if not found.lines:
+            print(f"seal ok: {config.seal.pkcs12.name}, timestamps from {config.seal.tsa_url}")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PENDING if warnings else EXIT_OK

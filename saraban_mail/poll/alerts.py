@@ -1,5 +1,6 @@
 """Stage 9, the administrator's alert: what needs a person (OAuth2 token trouble; Junk,
-Trash or Sent not found; a poll that could not start), mailed to agency.admin_email at most once a day."""
+Trash or Sent not found; the seal's certificate or TSA; a poll that could not start), mailed to
+agency.admin_email at most once a day."""
 
 from __future__ import annotations
 
@@ -21,7 +22,27 @@ log = logging.getLogger("saraban_mail")
 
 def run(ctx: Context, report: PollReport) -> None:
     alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
-                oauth.warnings(ctx.config, ctx.clock()) + list(ctx.mailbox.folders.problems))
+                oauth.warnings(ctx.config, ctx.clock()) + list(ctx.mailbox.folders.problems)
+                + seal_warnings(ctx))
+
+
+def seal_warnings(ctx: Context) -> list[str]:
+    """The seal's certificate at 30, 14 and 3 days before its end (each tier once), when
+    expired, and a TSA that does not answer: asked only when an alert could go today."""
+    now, journal = ctx.clock(), ctx.journal
+    if (ctx.config.seal.pkcs12 is None or not ctx.config.agency.admin_email
+            or journal.get_meta("admin_alerted") == now.date().isoformat()):
+        return []
+    from saraban_mail import seal
+
+    found = seal.health(ctx.config.seal, now)
+    told = journal.get_meta("seal_expiry_tier")
+    lines = found.lines
+    if found.tier is not None and str(found.tier) == told:
+        lines = [line for line in lines if " expires in " not in line]  # this tier was told
+    if found.tier is not None:
+        journal.set_meta("seal_expiry_tier", str(found.tier))
+    return lines
 
 
 def alert_admin(journal: Journal, config: Config, transport: Transport, now: datetime,

@@ -18,6 +18,7 @@ from saraban_mail import matters
 from saraban_mail.bounces import Bounce, read_bounce
 from saraban_mail.calendar import ack_due, official_received_at
 from saraban_mail.classify import Category, Decision, classify
+from saraban_mail.config import Config
 from saraban_mail.files import private_write, safe_filename
 from saraban_mail.mailbox import Fetched
 from saraban_mail.parse import Incoming, identity_of, parse
@@ -25,7 +26,7 @@ from saraban_mail.poll import replying
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.poll.reconnect import with_reconnect
 from saraban_mail.record import AttachmentNote, Record, WatchedOrigin
-from saraban_mail.thaitext import fold, phones_in, thai_date
+from saraban_mail.thaitext import fold, phones_in, thai_date, thai_datetime
 
 log = logging.getLogger("saraban_mail")
 
@@ -242,7 +243,9 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         # any of the agency's mailboxes [002 framework §2]; the register keeps both times.
         ack_due=ack_due(watched.arrived_at if watched else received, cal)
         if d.category.registered or d.category == Category.NEEDS_REVIEW else None,
-        attachments=attachment_notes(mail),
+        attachments=attachment_notes(
+            mail, ctx.config if d.category.registered or d.category == Category.NEEDS_REVIEW
+            else None),
         planned=_planned(ctx, fetched, d),
         text_sha=text_sha,
         watched=watched,
@@ -255,8 +258,27 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
     )
 
 
-def attachment_notes(mail: Incoming) -> tuple[AttachmentNote, ...]:
-    return tuple(AttachmentNote(a.name, a.content_type, a.size, a.sha256) for a in mail.attachments)
+def attachment_notes(mail: Incoming, config: Config | None = None) -> tuple[AttachmentNote, ...]:
+    """Each attachment; a signed PDF's signatures described when `config` is given."""
+    return tuple(AttachmentNote(a.name, a.content_type, a.size, a.sha256,
+                                _signature(a.data, config) if config else "")
+                 for a in mail.attachments)
+
+
+def _signature(data: bytes, config: Config) -> str:
+    """Cheap: only a PDF with a signature dictionary is read, with no OCSP/CRL fetched; a
+    malformed one is one line and the mail is registered all the same."""
+    from saraban_mail import seal, sealing
+
+    if not seal.has_signature(data):
+        return ""
+    try:
+        roots = seal.trust_roots(config.seal.trust_roots)
+        infos = seal.describe(data, roots, fetch=False)
+    except Exception as exc:  # noqa: BLE001  (a hostile PDF must never stop a poll)
+        log.info("signature check of an attachment failed: %s", exc)
+        return "มีลายมือชื่ออิเล็กทรอนิกส์ แต่ตรวจสอบไม่ได้: อ่านไฟล์ไม่ได้"
+    return sealing.intake_note(infos, thai_datetime) if infos else ""
 
 
 def _planned(ctx: Context, fetched: Fetched, d: Decision) -> tuple[str, ...]:

@@ -68,6 +68,7 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
         remarks.append("ไม่ส่งหลักฐานการรับ: ผู้ส่งเป็นระบบอัตโนมัติหรือรายชื่อผู้รับ (no-reply)")
     if letter is not None and letter.found_in not in ("", "subject", "body"):
         remarks.append(f"ที่และลงวันที่จากไฟล์ {letter.found_in}")
+    remarks += [f"{a.name}: {a.signature}" for a in record.attachments if a.signature]
     return {
         "receipt_no": number,
         # A letter's own ที่ and ลงวันที่ (แบบที่ ๑๓); other mail has only the sender's Date:.

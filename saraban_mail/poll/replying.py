@@ -214,6 +214,7 @@ def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar,
         "receipts": [listed, listed | {"receipt": "2/2569", "wrong_channel": False}]}
     result = {"agency": config.agency, "receipt": "1/2569", "outgoing": "1/2569", "matter": "x",
               "requester_name": "x", "files": ["a.pdf"], "protected": True, "password": "x",
+              "sealed": True, "zipped": True,
               "sent_th": "x", "sent_en": "x"}
     samples |= {name: result for name in ("result", "result_password")}
     followup = result | {"items": "x", "days": 7, "deadline_th": "x", "deadline_en": "x",

@@ -156,7 +156,7 @@ def _reread(ctx: Context, record: Record, raw: bytes | None) -> Record:
         from_addr=mail.from_addr, from_name=mail.from_name, requester=d.requester,
         requester_name=d.requester_name, subject=mail.subject, date_header=mail.date_header,
         references=tuple(mail.references[-20:]), high_risk=d.high_risk,
-        high_risk_rule=d.high_risk_rule, attachments=intake.attachment_notes(mail),
+        high_risk_rule=d.high_risk_rule, attachments=intake.attachment_notes(mail, ctx.config),
         letter=d.letter)
 
 
