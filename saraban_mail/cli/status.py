@@ -240,10 +240,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         f = box.folders
         how = dict(f.how)
-        found = " ".join(f"{role}={name or '(none)'}" + (f" ({how[role]})" if role in how else "")
-                         for role, name in (("inbox", f.inbox), ("junk", f.junk),
-                                            ("trash", f.trash), ("sent", f.sent)))
-        print(f"mailbox ok: {found}")
+        listed = " ".join(f"{role}={name or '(none)'}" + (f" ({how[role]})" if role in how else "")
+                          for role, name in (("inbox", f.inbox), ("junk", f.junk),
+                                             ("trash", f.trash), ("sent", f.sent)))
+        print(f"mailbox ok: {listed}")
         capabilities = getattr(box, "capabilities", None)
         if capabilities:
             # What the service does differently by what the server announces.
