@@ -22,6 +22,11 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # Samba: the register folder shared to the clerks' Windows PCs; smbd is in /usr/sbin, often off PATH.
 command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || missing+=(samba)
 command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side of the share
+# The head's report: a Thai font for its PDF (Laksaman, TLWG's free TH Sarabun New), found by
+# fontconfig, and libthai, where Thai lines may break (report_pdf.py, thaibreak.py).
+command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
+ls /usr/share/fonts/truetype/tlwg/Laksaman.ttf >/dev/null 2>&1 || missing+=(fonts-tlwg-laksaman-ttf)
+ldconfig -p 2>/dev/null | grep -q 'libthai\.so\.0' || missing+=(libthai0)
 command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."
