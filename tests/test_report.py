@@ -21,10 +21,12 @@ from saraban_mail.calendar import BANGKOK
 from saraban_mail.category import Category
 from saraban_mail.cli import main
 from saraban_mail.cli.exits import EXIT_ERROR
+from saraban_mail.demo import samples
 from saraban_mail.journal import Journal
 from saraban_mail.record import Record, WatchedOrigin
 from saraban_mail.rules import default_dir
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, deliver
+from tests.test_intake_e2e import records, run_poll
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 AGENCY = "เทศบาลตำบลหนองตัวอย่าง"
@@ -151,7 +153,7 @@ class Seeder:
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
+def seeded_office(tmp_path, monkeypatch):
     rules = tmp_path / "rules"
     rules.mkdir()
     shutil.copy(Path(default_dir("rules")) / "units.toml", rules / "units.toml")
@@ -182,11 +184,11 @@ def sheet_rows(path: Path, name: str) -> list[tuple]:
             if row[0] and len(row) > 1 and row[1] is not None]
 
 
-def test_the_year_counted_by_hand_is_in_the_workbook_the_csv_and_the_pdf(office, capsys):
-    seeded(office)
-    code, out = run(office, "--fiscal-year", "2569", capsys=capsys)
+def test_the_year_counted_by_hand_is_in_the_workbook_the_csv_and_the_pdf(seeded_office, capsys):
+    seeded(seeded_office)
+    code, out = run(seeded_office, "--fiscal-year", "2569", capsys=capsys)
     assert code == 0
-    folder = office.parent / "register"
+    folder = seeded_office.parent / "register"
     assert "11 matters, 2 past their service level" in out
     book = folder / "report-fy2569.xlsx"
 
@@ -245,37 +247,37 @@ def test_the_year_counted_by_hand_is_in_the_workbook_the_csv_and_the_pdf(office,
     assert "\x0c" not in text and "จานวน" not in text
 
 
-def test_a_month_in_either_era_and_an_empty_year(office, capsys):
-    seeded(office)
-    folder = office.parent / "register"
-    code, out = run(office, "--month", "2025-10", capsys=capsys)  # CE: October 2568
+def test_a_month_in_either_era_and_an_empty_year(seeded_office, capsys):
+    seeded(seeded_office)
+    folder = seeded_office.parent / "register"
+    code, out = run(seeded_office, "--month", "2025-10", capsys=capsys)  # CE: October 2568
     assert code == 0 and "เดือน ตุลาคม 2568: 2 matters" in out
     assert sheet_rows(folder / "report-2568-10.xlsx", "รายเดือน") == [("ต.ค. 2568", 2)]
 
-    code, out = run(office, "--fiscal-year", "2560", capsys=capsys)
+    code, out = run(seeded_office, "--fiscal-year", "2560", capsys=capsys)
     assert code == 0 and "nothing registered" in out
     book = folder / "report-fy2560.xlsx"
     assert dict(r[:2] for r in sheet_rows(book, "สรุป"))["จำนวนเรื่องรับทั้งหมด"] == 0
     text = pypdf.PdfReader(folder / "report-fy2560.pdf").pages[0].extract_text()
     assert "ไม่มีเรื่องรับในช่วงเวลานี้" in text
 
-    assert main(["report", "--config", str(office), "--month", "2569-13"]) == EXIT_ERROR
+    assert main(["report", "--config", str(seeded_office), "--month", "2569-13"]) == EXIT_ERROR
     assert "month '2569-13' is not a year and month" in capsys.readouterr().err
 
 
-def test_libreoffice_opens_the_report_workbook(office, capsys, tmp_path):
+def test_libreoffice_opens_the_report_workbook(seeded_office, capsys, tmp_path):
     if not SOFFICE:
         if IN_CI:
             pytest.fail("LibreOffice is not installed (run tests/setup-and-run.sh)")
         pytest.skip("LibreOffice is not installed")
-    seeded(office)
-    run(office, "--fiscal-year", "2569", capsys=capsys)
+    seeded(seeded_office)
+    run(seeded_office, "--fiscal-year", "2569", capsys=capsys)
     out = tmp_path / "lo"
     # Token 12 = 3: the third sheet (งานบริการ), cells as LibreOffice shows them.
     subprocess.run(
         [SOFFICE, f"-env:UserInstallation={(out / 'profile').as_uri()}", "--headless",
          "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,"
-         "false,3", "--outdir", str(out), str(office.parent / "register" / "report-fy2569.xlsx")],
+         "false,3", "--outdir", str(out), str(seeded_office.parent / "register" / "report-fy2569.xlsx")],
         check=True, capture_output=True, timeout=180)
     # With a sheet chosen, LibreOffice names the file after it.
     rows = list(csv.reader((out / "report-fy2569-งานบริการ.csv").open(encoding="utf-8")))
@@ -292,3 +294,28 @@ def test_fiscal_year_and_percentile_rules():
     # 10 values 1..10: rank 0.9 × 9 = 8.1 → 9 + 0.1 × (10 - 9) = 9.1.
     assert report.p90(list(range(1, 11))) == 9.1
     assert report.p90([7]) == 7.0
+
+
+def test_matters_registered_by_real_polls_are_reported(office, dovecot, imap_account, smtp,
+                                                       monkeypatch, capsys):
+    """Three requests polled from Dovecot and acknowledged through the SMTP server: the
+    report reads their channel, acknowledgement and risk from what the poll kept."""
+    chosen = {s.key: s for s in samples()}
+    for key in ("building_permit", "e_bidding", "withdraw_complaint"):
+        deliver(dovecot, imap_account, "INBOX", chosen[key].raw, chosen[key].received_at)
+    monkeypatch.setenv("SARABAN_NOW", "2026-04-16T15:00:00+07:00")
+    polled = records(run_poll(office, "--json"))
+    assert sorted(r["category"] for r in polled) == ["valid", "valid", "wrong_channel"]
+    assert len(smtp.messages) == 3  # the acknowledgements went
+    monkeypatch.setenv("SARABAN_NOW", "2026-05-01T09:00:00+07:00")
+    code, out = run(office, "--month", "2569-04", "--out", str(office.parent / "head"),
+                    capsys=capsys)
+    assert code == 0 and "เดือน เมษายน 2569: 3 matters" in out
+    book = office.parent / "head" / "report-2569-04.xlsx"
+    summary = dict(r[:2] for r in sheet_rows(book, "สรุป"))
+    assert (summary["จำนวนเรื่องรับทั้งหมด"], summary["ตอบรับภายในกำหนด"],
+            summary["เรื่องที่มีความเสี่ยงสูง (ต้องยืนยันตัวตน)"]) == (3, 3, 1)
+    assert sheet_rows(book, "ช่องทาง") == [
+        ("อีเมลสารบรรณ", 2), ("ผิดช่องทาง", 1), ("อีเมลเจ้าหน้าที่", 0), ("หนังสือราชการ", 0)]
+    # No rules/units.toml in this office: nothing is routed, all stays with the saraban desk.
+    assert sheet_rows(book, "ส่วนงาน") == [("ไม่ระบุ", 3, 0, 0, 0)]
