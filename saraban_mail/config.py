@@ -306,6 +306,13 @@ class Followup(_Section):
     ])
 
 
+class Report(_Section):
+    """The head's report (saraban-mail report): the PDF's Thai font, a .ttf file (its bold
+    beside it as NAME-Bold.ttf); empty: TH Sarabun New, Sarabun or Laksaman found by fontconfig."""
+
+    font: str = ""
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
     register_dir: Path = Path("register")
@@ -386,6 +393,7 @@ class Config(BaseSettings):
     results: Results = Field(default_factory=Results)
     seal: Seal = Field(default_factory=Seal)
     followup: Followup = Field(default_factory=Followup)
+    report: Report = Field(default_factory=Report)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)

@@ -22,8 +22,12 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # Samba: the register folder shared to the clerks' Windows PCs; smbd is in /usr/sbin, often off PATH.
 command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || missing+=(samba)
 command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side of the share
-# A Thai TrueType font: the seal's visible stamp is drawn with it (tests/test_seal_e2e.py).
+# A Thai TrueType font (Laksaman, TLWG's free TH Sarabun New): the seal's visible stamp and the
+# head's report PDF are drawn with it, found by fontconfig; libthai says where Thai lines may
+# break (report_pdf.py, thaibreak.py, tests/test_seal_e2e.py).
+command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
 [ -f /usr/share/fonts/truetype/tlwg/Laksaman.ttf ] || missing+=(fonts-tlwg-laksaman-ttf)
+ldconfig -p 2>/dev/null | grep -q 'libthai\.so\.0' || missing+=(libthai0)
 command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."

@@ -209,6 +209,17 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="output file (default: faq-YEAR.csv)")
     q.set_defaults(func="matters:cmd_faq")
 
+    q = sub.add_parser("report", help="the head's report: a fiscal year or a month as a "
+                       "workbook, a PDF to sign and CSV")
+    q.add_argument("--config")
+    when = q.add_mutually_exclusive_group(required=True)
+    when.add_argument("--fiscal-year", metavar="YEAR",
+                      help="Thai fiscal year, Buddhist era: 2569 is 1 Oct 2568 to 30 Sep 2569")
+    when.add_argument("--month", metavar="YYYY-MM",
+                      help="a month: 2569-11 (Buddhist era; a year below 2400 is read as CE)")
+    q.add_argument("--out", help="folder for the files (default: the register folder)")
+    q.set_defaults(func="report:cmd_report")
+
     p = sub.add_parser("register", help="check or export the register workbooks")
     reg = p.add_subparsers(dest="register_command", required=True)
     q = reg.add_parser("check", help="gaps, duplicate numbers, rows missing from the sheet")
