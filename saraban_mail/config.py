@@ -269,6 +269,13 @@ class Followup(_Section):
     ])
 
 
+class Notices(_Section):
+    """The unit heads' daily list of overdue matters (rules/units.toml: head_email)."""
+
+    heads_daily: bool = False  # opt-in: once a working day, one mail to each unit head
+    heads_soon_days: int = Field(default=3, ge=0)  # also list what falls due within these working days
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
     register_dir: Path = Path("register")
@@ -348,6 +355,7 @@ class Config(BaseSettings):
     sharing: Sharing = Field(default_factory=Sharing)
     results: Results = Field(default_factory=Results)
     followup: Followup = Field(default_factory=Followup)
+    notices: Notices = Field(default_factory=Notices)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)

@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
+
 from saraban_mail.calendar import BANGKOK
 from saraban_mail.demo import AGENCY
 from saraban_mail.journal import Journal
@@ -215,3 +217,72 @@ def test_no_notice_for_a_cancelled_matter(office, dovecot, imap_account, smtp, m
     smtp.messages.clear()
     refused = cli(office, "notify", "1/2569", "--status", "อนุมัติแล้ว")
     assert refused.returncode == 2 and "cancelled" in refused.stderr and smtp.messages == []
+
+
+# -- the unit heads' daily mail --------------------------------------------------------------
+
+
+@pytest.fixture
+def heads_office(office, dovecot, imap_account, smtp, monkeypatch):
+    """Eight matters received Wednesday 1 April 2026, routed and due as below; today is
+    Friday 10 April, before Songkran (13-15 April): three working days ahead reach the 20th."""
+    with_units(office)
+    register(office, dovecot, imap_account, monkeypatch, 8, day=1)
+    seed(office, 1, unit="works", due=date(2026, 4, 8))  # overdue 2 working days
+    seed(office, 2, unit="works", due=date(2026, 4, 17))  # due soon, counting Songkran out
+    seed(office, 3, unit="works", due=date(2026, 4, 21))  # not yet
+    seed(office, 4, unit="works", due=date(2026, 4, 3), state="awaiting_documents")  # paused
+    seed(office, 5, unit="health", due=date(2026, 4, 9))  # overdue
+    seed(office, 6, unit="palad", due=date(2026, 4, 2))  # overdue, but the unit has no head mail
+    seed(office, 7, unit="works", due=date(2026, 4, 1), state="result_sent")  # done
+    seed(office, 8, unit="works", due=date(2026, 4, 7))
+    seed(office, 8, unit="health", due=date(2026, 4, 7))  # re-routed: health's now
+    smtp.messages.clear()
+    return office
+
+
+def heads_mail(smtp) -> dict[str, str]:
+    return {to: body for to, _, body in bodies(smtp) if to.endswith(".head@nongtuayang.go.th")}
+
+
+def listed(body: str, part: str) -> list[str]:
+    """The receipt numbers of the Thai half's "เกินกำหนด" or "ใกล้ครบกำหนด" list."""
+    thai = body.split("-" * 70)[0]
+    section = thai.split(f"\n{part} ")[1].split("\n\n")[0]
+    return [line.split()[0] for line in section.splitlines()[1:] if "/2569" in line]
+
+
+def test_each_unit_head_gets_its_overdue_and_soon_due_matters_once_a_day(heads_office, smtp,
+                                                                         monkeypatch):
+    office = heads_office
+    set_clock(monkeypatch, at(10, 8))
+    assert run_poll(office).returncode == 0
+    assert heads_mail(smtp) == {}  # opt-in: off by default
+
+    with office.open("a", encoding="utf-8") as config:
+        config.write("\n[notices]\nheads_daily = true\n")
+    set_clock(monkeypatch, at(10, 9))
+    assert run_poll(office).returncode == 0
+    mails = heads_mail(smtp)
+    assert set(mails) == {"works.head@nongtuayang.go.th", "health.head@nongtuayang.go.th"}
+    works, health = mails["works.head@nongtuayang.go.th"], mails["health.head@nongtuayang.go.th"]
+    assert listed(works, "เกินกำหนด") == ["1/2569"] and listed(works, "ใกล้ครบกำหนด") == ["2/2569"]
+    assert "เกิน 2 วันทำการ" in works and "ครบกำหนด 8 เม.ย. 2569" in works
+    assert "รับ 1 เม.ย. 2569" in works and "คำขอเรื่องที่ 1" in works
+    assert listed(health, "เกินกำหนด") == ["8/2569", "5/2569"]
+    assert listed(health, "ใกล้ครบกำหนด") == []
+    assert "ผู้อำนวยการกองช่าง" in works
+
+    count = len(smtp.messages)
+    set_clock(monkeypatch, at(10, 15))
+    assert run_poll(office).returncode == 0
+    assert len(smtp.messages) == count  # once a day
+    set_clock(monkeypatch, at(11, 10))  # Saturday: no mail
+    assert run_poll(office).returncode == 0
+    assert len(smtp.messages) == count
+    set_clock(monkeypatch, at(16, 9))  # the next working day after Songkran
+    assert run_poll(office).returncode == 0
+    later = heads_mail(smtp)
+    assert len(smtp.messages) == count + 2
+    assert listed(later["works.head@nongtuayang.go.th"], "เกินกำหนด") == ["1/2569"]
+    assert listed(later["works.head@nongtuayang.go.th"], "ใกล้ครบกำหนด") == ["2/2569", "3/2569"]
