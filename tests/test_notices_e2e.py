@@ -286,3 +286,23 @@ def test_each_unit_head_gets_its_overdue_and_soon_due_matters_once_a_day(heads_o
     assert len(smtp.messages) == count + 2
     assert listed(later["works.head@nongtuayang.go.th"], "เกินกำหนด") == ["1/2569"]
     assert listed(later["works.head@nongtuayang.go.th"], "ใกล้ครบกำหนด") == ["2/2569", "3/2569"]
+
+
+def test_a_notice_asked_while_the_clerk_keeps_the_workbook_open_goes_once_and_is_noted_later(
+        office, dovecot, imap_account, smtp, monkeypatch):
+    with_units(office)
+    register(office, dovecot, imap_account, monkeypatch, 1, day=16)
+    smtp.messages.clear()
+    type_action(office, 1, "แจ้ง: ส่งเรื่องให้ส่วนงานที่รับผิดชอบแล้ว", who="สมศรี")
+    lock = office.parent / "register" / ".~lock.incoming-2569.xlsx#"
+    lock.write_text("clerk,office-pc")  # she still has it open: the line for the row waits
+    set_clock(monkeypatch, at(17, 9))
+    first = run_poll(office)
+    assert "open in a spreadsheet program" in first.stderr
+    assert len(smtp.messages) == 1 and "แจ้งความคืบหน้า" not in action_of(office, 1)
+    lock.unlink()
+    for hour in (11, 14):
+        set_clock(monkeypatch, at(17, hour))
+        assert run_poll(office).returncode == 0
+    assert len(smtp.messages) == 1
+    assert action_of(office, 1).count("แจ้งความคืบหน้า: ส่งเรื่องให้ส่วนงานที่รับผิดชอบแล้ว") == 1
