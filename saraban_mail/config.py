@@ -313,6 +313,13 @@ class Report(_Section):
     font: str = ""
 
 
+class Notices(_Section):
+    """The unit heads' daily list of overdue matters (rules/units.toml: head_email)."""
+
+    heads_daily: bool = False  # opt-in: once a working day, one mail to each unit head
+    heads_soon_days: int = Field(default=3, ge=0)  # also list what falls due within these working days
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
     register_dir: Path = Path("register")
@@ -394,6 +401,7 @@ class Config(BaseSettings):
     seal: Seal = Field(default_factory=Seal)
     followup: Followup = Field(default_factory=Followup)
     report: Report = Field(default_factory=Report)
+    notices: Notices = Field(default_factory=Notices)
     paths: Paths = Field(default_factory=Paths)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)

@@ -180,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--review", action="store_true",
                    help="the number is one of the review queue's (saraban-mail review)")
     q.set_defaults(func="matters:cmd_show")
+    q = matter_parser("notify", "send the requester a progress notice on the request's thread")
+    q.add_argument("--status", required=True,
+                   help="อยู่ระหว่างพิจารณา, ส่งเรื่องให้ส่วนงานที่รับผิดชอบแล้ว, อยู่ระหว่างดำเนินการ, "
+                        "อนุมัติแล้ว, ไม่อนุมัติ or ดำเนินการแล้วเสร็จ (or its English)")
+    q.add_argument("--text", help="a line of your own, in Thai, added to the notice")
+    q.set_defaults(func="notices:cmd_notify")
 
     p = sub.add_parser("review", help="mail that needs a person: list it, or decide one")
     p.add_argument("--config")

@@ -1,7 +1,7 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
     watched → intake → reviewing (decisions) → numbering → registering → notes
-            → reviewing (the list) → clerk_instructions → bounces → housekeeping → sending
+            → reviewing (the list) → clerk_instructions → bounces → housekeeping → heads_daily → sending
             → registering (acknowledgement times) → delivering (results)
             → mailbox_actions → alerts
 
@@ -26,6 +26,7 @@ from saraban_mail.poll import (
     bounces,
     clerk_instructions,
     delivering,
+    heads_daily,
     housekeeping,
     intake,
     mailbox_actions,
@@ -60,7 +61,8 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
         found += [("write_register", registering.run), ("register_notes", notes.run),
                   ("write_review", reviewing.write),
                   ("clerk_instructions", clerk_instructions.run), ("bounces", bounces.run),
-                  ("housekeeping", housekeeping.run), ("send", sending.run),
+                  ("housekeeping", housekeeping.run), ("heads_daily", heads_daily.run),
+                  ("send", sending.run),
                   ("register_acks", registering.run_after_send),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
                   ("alert", alerts.run)]

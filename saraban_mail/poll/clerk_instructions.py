@@ -1,12 +1,12 @@
 """Stage 4, the clerks' instructions: lines a clerk typed in the register's การปฏิบัติ
-("ขอเอกสาร: ...", "ยกเลิกเลขรับ: ..."), carried out once each; then each register noted.
+("ขอเอกสาร: ...", "ยกเลิกเลขรับ: ...", "แจ้ง: ..."), carried out once each; then each register noted.
 
 The note (numbers, references and the file's identity) lets the next poll's numbering and
 `status` skip a workbook no one has saved since."""
 
 from __future__ import annotations
 
-from saraban_mail import corrections, matters, results
+from saraban_mail import corrections, matters, progress, results
 from saraban_mail.errors import RegisterError
 from saraban_mail.layout import INCOMING, incoming_path, stamp
 from saraban_mail.poll.context import Context, PollReport
@@ -31,6 +31,8 @@ def run(ctx: Context, report: PollReport) -> None:
                                        now, target_of, year, rows),
             corrections.cancellations_in(ctx.journal, ctx.config, ctx.rules, ctx.calendar,
                                          ctx.templates, now, year, path, rows),
+            progress.notices_in(ctx.journal, ctx.config, ctx.rules.units, ctx.templates, now,
+                                target_of, year, path, rows),
         ):
             report.problems += problems
             if failed:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from saraban_mail import progress, unit_heads
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.category import Category
 from saraban_mail.config import Config
@@ -222,4 +223,6 @@ def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar,
                          "high_risk": True}
     samples |= {name: followup for name in ("request_documents", "documents_reminder",
                                             "video_call")}
+    samples |= {progress.TEMPLATE: progress.sample(config),
+                unit_heads.TEMPLATE: unit_heads.sample(config)}
     return samples
