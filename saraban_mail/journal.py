@@ -988,9 +988,9 @@ class Journal:
             " WHERE kind = 'routed' GROUP BY year, receipt_no)"
             " AND json_extract(detail, '$.unit') IS NULL ORDER BY year, receipt_no")]
 
-    def last_note(self, year: int, number: int, field: str) -> str | None:
-        """The latest register note queued for a row's `field` (written or not)."""
-        row = self.db.execute(
-            "SELECT text FROM register_notes WHERE year = ? AND receipt_no = ? AND field = ?"
-            " AND book = 'incoming' ORDER BY id DESC LIMIT 1", (year, number, field)).fetchone()
-        return str(row[0]) if row else None
+    def last_notes(self, field: str) -> dict[tuple[int, int], str]:
+        """The latest register note queued for each incoming row's `field` (written or not)."""
+        return {(r[0], r[1]): str(r[2]) for r in self.db.execute(
+            "SELECT year, receipt_no, text FROM register_notes WHERE id IN (SELECT MAX(id)"
+            " FROM register_notes WHERE field = ? AND book = 'incoming'"
+            " GROUP BY year, receipt_no)", (field,))}

@@ -248,6 +248,7 @@ def keep_up(journal: Journal, config: Config, calendar: BusinessCalendar,
     """Each matter with a due date: a new `due` event when documents it waited for came
     (the date moved by the paused days), and its ครบกำหนด cell kept as the journal says."""
     notes: dict[int, list[tuple[int, str]]] = {}
+    shown_before = journal.last_notes("due")
     for year, number, due_event, first, states in journal.due_matters():
         detail = json.loads(due_event["detail"])
         due = sla.Due(date.fromisoformat(detail["due"]), int(detail["sla_days"]),
@@ -267,7 +268,7 @@ def keep_up(journal: Journal, config: Config, calendar: BusinessCalendar,
                 paused_on = None
         current = states[-1]["state"] if states else None
         shown = SHOWN.get(current or "", due.due.isoformat())
-        if shown != (journal.last_note(year, number, "due") or first):
+        if shown != shown_before.get((year, number), first):
             notes.setdefault(year, []).append((number, shown))
     problems = []
     for year, items in notes.items():
