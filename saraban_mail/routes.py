@@ -136,13 +136,20 @@ def _take(journal: Journal, config: Config, units: Units, calendar: BusinessCale
         note = "ยังไม่ได้ส่งส่วนงาน: ไม่ตรงกับงานบริการใด อยู่ที่งานสารบรรณ"
     elif not unit.email:
         note = f"ส่ง{unit.name_th} (ไม่มีอีเมลของส่วนงาน เจ้าหน้าที่ส่งต่อเอง)"
-    else:
-        _forward(journal, config, templates, unit, service, message, year, number, record, due,
+    else:  # a re-route keeps the due date: the cover tells the new unit
+        kept = due or _kept_due(journal, year, number)
+        _forward(journal, config, templates, unit, service, message, year, number, record, kept,
                  raw, now)
         note = f"ส่งต่อ{unit.name_th} ทางอีเมล {unit.email}"
     if service is not None:
         note += f"; งานบริการ: {service.name_th}"
     return Routed(found, due, unit.name_th if unit else DESK_TH, note)
+
+
+def _kept_due(journal: Journal, year: int, number: int) -> sla.Due | None:
+    found = latest(journal, year, number, DUE)
+    return sla.Due(date.fromisoformat(found["due"]), int(found["sla_days"]), found["sla_kind"],
+                   found.get("why", "")) if found else None
 
 
 def _forward(journal: Journal, config: Config, templates: Templates, unit: Any,

@@ -207,6 +207,7 @@ def test_a_clerk_re_routes_in_the_register_and_by_command(routed_office, dovecot
         assert run_poll(office).returncode == 0
     (forward,) = [m for to, m in sent(smtp) if to == ["works@nongtuayang.go.th"]]
     assert forward["X-Saraban-Receipt"] == "1/2569" and len(smtp.messages) == 1
+    assert "29 เม.ย. 2569" in body(forward)  # the due date the new unit works to
     assert cell(office, 1, "ถึง") == "กองช่าง"
     # The service stays the health division's: a new unit, the same due date.
     assert cell(office, 1, "ครบกำหนด") == datetime(2026, 4, 29)
