@@ -274,3 +274,32 @@ def test_due_dates_pause_for_documents_and_the_overdue_list(routed_office, dovec
     saved = openpyxl.load_workbook(tmp_path / "x" / path.name).worksheets[0]
     rules = [r for cf in saved.conditional_formatting for r in cf.rules]
     assert any("TODAY()" in (r.formula or [""])[0] for r in rules)
+
+
+def test_an_old_register_without_the_due_column_gets_it_at_the_end(tmp_path, monkeypatch):
+    """A workbook made before ครบกำหนด existed (or a clerk deleted it): the heading is added
+    after the last column, the clerks' columns stay, and the due date goes under it."""
+    from tests.offices import add_mail, office_with, poll, request
+
+    config = office_with(tmp_path, [])
+    add_mail(tmp_path, *request(1))
+    monkeypatch.setenv("SARABAN_NOW", "2026-11-23T10:00:00+07:00")
+    assert poll(config).returncode == 0
+    path = tmp_path / "register" / "incoming-2569.xlsx"
+    book = openpyxl.load_workbook(path)
+    sheet = book.worksheets[0]
+    heads = [c.value for c in sheet[2]]
+    sheet.delete_cols(heads.index("ครบกำหนด") + 1)
+    sheet.cell(2, len(heads), "ผู้รับผิดชอบ")  # a clerk's own column, last
+    book.save(path)
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "units.toml").write_text(UNITS, encoding="utf-8")
+    add_mail(tmp_path, *request(2, "ขอให้มาเก็บขยะ"))
+    assert poll(config).returncode == 0
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    heads = [c.value for c in sheet[2]]
+    assert heads[-2:] == ["ผู้รับผิดชอบ", "ครบกำหนด"]
+    # Monday 23 November 2026 + 7 working days (24-27, 30 November, 1-2 December).
+    assert sheet.cell(4, len(heads)).value == datetime(2026, 12, 2)
+    assert sheet.cell(4, heads.index("ถึง") + 1).value == "กองสาธารณสุขและสิ่งแวดล้อม"
+    assert sheet.cell(3, len(heads)).value is None  # registered before units.toml: no SLA
