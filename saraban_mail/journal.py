@@ -979,3 +979,37 @@ class Journal:
         row = self.db.execute("SELECT row FROM results WHERE year = ? AND send_no = ?",
                               (year, send_no)).fetchone()
         return str(json.loads(row[0]).get("ref", "")) if row else ""
+
+    # -- routes and service levels (routes.py) ----------------------------------------------
+
+    def due_matters(self) -> list[tuple[int, int, sqlite3.Row, str, list[sqlite3.Row]]]:
+        """Each matter with a `due` event: (year, number, its latest `due` event, the first
+        due date, its state changes in order). Two queries, whatever the number of matters."""
+        latest = self.db.execute(
+            "SELECT e.*, (SELECT json_extract(f.detail, '$.due') FROM events f"
+            "  WHERE f.year = e.year AND f.receipt_no = e.receipt_no AND f.kind = 'due'"
+            "  ORDER BY f.id LIMIT 1) AS first FROM events e WHERE e.id IN"
+            " (SELECT MAX(id) FROM events WHERE kind = 'due' GROUP BY year, receipt_no)"
+            " ORDER BY e.year, e.receipt_no").fetchall()
+        states: dict[tuple[int, int], list[sqlite3.Row]] = {}
+        for row in self.db.execute(
+                "SELECT year, receipt_no, id, at, state FROM events WHERE state IS NOT NULL"
+                " AND (year, receipt_no) IN (SELECT year, receipt_no FROM events"
+                " WHERE kind = 'due') ORDER BY id"):
+            states.setdefault((row["year"], row["receipt_no"]), []).append(row)
+        return [(r["year"], r["receipt_no"], r, r["first"],
+                 states.get((r["year"], r["receipt_no"]), [])) for r in latest]
+
+    def unrouted(self) -> list[tuple[int, int, str | None]]:
+        """Matters whose latest `routed` event names no unit (left with the saraban desk)."""
+        return [(r[0], r[1], self.state_of(r[0], r[1])) for r in self.db.execute(
+            "SELECT year, receipt_no FROM events WHERE id IN (SELECT MAX(id) FROM events"
+            " WHERE kind = 'routed' GROUP BY year, receipt_no)"
+            " AND json_extract(detail, '$.unit') IS NULL ORDER BY year, receipt_no")]
+
+    def last_notes(self, field: str) -> dict[tuple[int, int], str]:
+        """The latest register note queued for each incoming row's `field` (written or not)."""
+        return {(r[0], r[1]): str(r[2]) for r in self.db.execute(
+            "SELECT year, receipt_no, text FROM register_notes WHERE id IN (SELECT MAX(id)"
+            " FROM register_notes WHERE field = ? AND book = 'incoming'"
+            " GROUP BY year, receipt_no)", (field,))}

@@ -52,6 +52,8 @@ INCOMING = RegisterKind("incoming", "ทะเบียนหนังสือ�
     Column("official_received_at", "วันเวลารับ (ตามกฎหมาย)", 17, "datetime"),
     Column("ack_due", "กำหนดตอบรับ", 17, "datetime"),
     Column("ack_sent", "ตอบรับเมื่อ", 17, "datetime"),
+    # The service level's due date (routes.py); text instead while it does not run.
+    Column("due", "ครบกำหนด", 13, "date"),
     Column("category", "ประเภท", 13),
     Column("high_risk", "ความเสี่ยงสูง", 9),
     Column("attachments", "ไฟล์แนบ (SHA-256)", 34),
@@ -109,6 +111,8 @@ CATEGORY_TH = {
 }
 TITLE_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3
 SUMMARY_SHEET = "สรุป"
+# Columns a register note rewrites rather than adds a line to (the current unit, the due date).
+REPLACED_BY_NOTES = frozenset({"to", "due"})
 PRINTED_COLUMNS = 11  # the eight official columns, the address and both receipt times
 # Cells that a spreadsheet would read as a formula or a command when typed.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -1,7 +1,7 @@
 """Which matters are overdue (เกินกำหนด) or fall due soon, read from each matter's latest
 `routed` and `due` steps: pure decisions on plain values, no journal, no mail.
 
-The rule is the issue's contract (engineer A's `sla.py` holds the same; to be unified)."""
+The overdue rule itself is `sla.overdue`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from saraban_mail import sla
 from saraban_mail.calendar import BusinessCalendar, working_days_after, working_days_between
-from saraban_mail.matters import AWAITING_DOCUMENTS, CANCELLED, DISPOSED, RESULT_SENT, TO_DISPOSE
 from saraban_mail.units import Unit, Units
 
 # A matter in these states is not late: done, closed, or its clock stopped while it waits
 # for the citizen's documents ("นับจากวันที่ได้รับเอกสารครบถ้วน").
-NOT_RUNNING = (RESULT_SENT, CANCELLED, DISPOSED, TO_DISPOSE, AWAITING_DOCUMENTS)
+NOT_RUNNING = sla.CLOSED | {sla.PAUSED}
 
 
 def latest(events: Iterable[Any], kind: str) -> dict[str, Any] | None:
@@ -51,7 +51,7 @@ class Standing:
         return self.state not in NOT_RUNNING
 
     def overdue(self, today: date) -> bool:
-        return self.running and today > self.due
+        return sla.overdue(self.due, self.state, today)
 
     def days_late(self, today: date, calendar: BusinessCalendar) -> int:
         """Days past due, counted as the service level counts them."""

@@ -48,6 +48,7 @@ from saraban_mail.layout import (  # noqa: F401 (the register's vocabulary, re-e
     OUTGOING,
     PRINTED_COLUMNS,
     REF,
+    REPLACED_BY_NOTES,
     REVIEW,
     SUMMARY_SHEET,
     TITLE_ROW,
@@ -335,12 +336,15 @@ def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
     empty = value in (None, "")
     if empty:
         pass
-    elif column.kind in ("date", "datetime"):
+    elif column.kind in ("date", "datetime") and not _plain_text(value):
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         # Excel has no time zones: store Bangkok wall-clock time, as a real date.
         cell.value = moment.replace(tzinfo=None) if column.kind == "datetime" else (
             moment.date() if isinstance(moment, datetime) else moment
         )
+    elif column.kind in ("date", "datetime"):  # a word where a date is not (yet) due
+        cell.value = safe_text(str(value))
+        cell.data_type = "s"
     elif column.kind == "number":
         cell.value = int(value)
     elif column.kind == "link":  # a path relative to the workbook: a click opens the file
@@ -370,6 +374,41 @@ def write_cell(sheet: Worksheet, row: int, col: int, column: Column, value: Any,
     cell.quotePrefix = quoted
     if styles is not None:
         styles[key] = copy(cell._style)
+
+
+def _plain_text(value: Any) -> bool:
+    """A string in a date column that is no ISO date: written as the text it is."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return True
+    return False
+
+
+# The due date's colours: past (overdue) and within the week. A rule of the sheet, so the
+# colour follows the days without the service saving the file; a matter that no longer
+# runs shows text there (routes.SHOWN), which the rule leaves alone.
+OVERDUE_FILL, SOON_FILL = "F4B6B6", "FCE8B2"
+
+
+def _due_colours(sheet: Worksheet, columns: dict[str, int]) -> None:
+    from openpyxl.formatting.rule import FormulaRule
+
+    if "due" not in columns:
+        return
+    letter = get_column_letter(columns["due"])
+    cells = f"{letter}{FIRST_DATA_ROW}:{letter}100000"
+    if any(str(r.sqref) == cells for r in sheet.conditional_formatting):
+        return
+    first = f"${letter}{FIRST_DATA_ROW}"
+    sheet.conditional_formatting.add(cells, FormulaRule(
+        formula=[f"AND(ISNUMBER({first}),{first}<TODAY())"], stopIfTrue=True,
+        fill=PatternFill("solid", fgColor=OVERDUE_FILL, bgColor=OVERDUE_FILL)))
+    sheet.conditional_formatting.add(cells, FormulaRule(
+        formula=[f"AND(ISNUMBER({first}),{first}<=TODAY()+7)"],
+        fill=PatternFill("solid", fgColor=SOON_FILL, bgColor=SOON_FILL)))
 
 
 def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: Look) -> None:
@@ -499,6 +538,7 @@ def append_rows(path: Path, kind: RegisterKind, title: str, rows: list[dict[str,
         book = _new_book(kind, title, look)
     sheet = register_sheet(book, kind)
     columns = _ensure_headings(sheet, kind, look)
+    _due_colours(sheet, columns)
     existing = list(sheet_rows(sheet, kind))
     by_ref = {r.ref: r for r in existing if r.ref}
     numbers = {r.number for r in existing if r.number is not None and not r.ref}
@@ -575,7 +615,9 @@ def annotate_rows(path: Path, kind: RegisterKind, key: str, notes: list[tuple[in
         if target is None:
             continue
         current = str(sheet.cell(target.row, columns[key]).value or "")
-        if text not in current:
+        if key in REPLACED_BY_NOTES:
+            write_cell(sheet, target.row, columns[key], column, text, look)
+        elif text not in current:
             write_cell(sheet, target.row, columns[key], column,
                        f"{current}\n{text}" if current else text, look)
         done.append(number)

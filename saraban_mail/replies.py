@@ -81,8 +81,11 @@ class Envelope:
 
 def build(kind: str, to: str, subject: str, body: str, sender: Envelope, now: datetime,
           *, attach: bytes | None = None, auto: str | None = "auto-replied",
-          files: tuple[tuple[str, str, bytes], ...] = (), message_id: str = "") -> Reply:
-    """One message: `attach` forwards a whole mail; `files` are (name, type, bytes)."""
+          files: tuple[tuple[str, str, bytes], ...] = (), message_id: str = "",
+          headers: dict[str, str] | None = None) -> Reply:
+    """One message: `attach` forwards a whole mail; `files` are (name, type, bytes);
+    `headers` are further ones (X-Saraban-Receipt of a forward to a unit)."""
+    extra = headers or {}
     message_id = message_id or make_msgid(idstring=kind.replace("_", "-"), domain=sender.domain)
     headers = {
         "From": formataddr((sender.from_name, sender.from_addr), charset="utf-8"),
@@ -96,6 +99,7 @@ def build(kind: str, to: str, subject: str, body: str, sender: Envelope, now: da
     thread = [r for r in (*sender.references, sender.in_reply_to) if r]
     if thread:
         headers["References"] = " ".join(dict.fromkeys(thread))[-900:].lstrip()
+    headers |= extra
     if auto:
         headers["Auto-Submitted"] = auto
         headers["X-Auto-Response-Suppress"] = "All"

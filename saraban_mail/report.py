@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from saraban_mail import sla
 from saraban_mail.errors import SarabanError
 from saraban_mail.thaitext import MONTHS_SHORT
 
@@ -27,8 +28,6 @@ CHANNELS = {
 }
 # Matter states as matters.py names them (the core does not import it).
 CANCELLED = "cancelled"
-CLOSED = ("result_sent", "cancelled", "disposed", "to_dispose")
-PAUSED = "awaiting_documents"  # the SLA clock stops while the citizen's documents are awaited
 DISPOSALS = {"disposed": "จำหน่ายเรื่องแล้ว", "to_dispose": "เสนอจำหน่ายเรื่อง"}
 
 
@@ -134,7 +133,7 @@ def breached(item: ReportItem, today: date) -> bool:
         return False
     if item.result_at is not None:
         return item.result_at.date() > item.due
-    return item.state not in CLOSED and item.state != PAUSED and today > item.due
+    return sla.overdue(item.due, item.state, today)
 
 
 def days_to_result(item: ReportItem) -> int | None:

@@ -5,6 +5,7 @@ date, are decided elsewhere (routing and service levels)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +57,16 @@ class Service(BaseModel):
         if any(not k.strip() for k in keywords):
             raise ValueError("a keyword is empty")
         return keywords
+
+    @field_validator("subject_patterns")
+    @classmethod
+    def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:  # a broken one is refused at start-up, not on a request
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"subject pattern {pattern!r}: {exc}") from None
+        return patterns
 
     @model_validator(mode="after")
     def _findable(self) -> Service:

@@ -165,7 +165,8 @@ def test_poll_handles_a_mixed_mailbox_and_a_second_poll_changes_nothing(
     assert [row[0] for row in rows] == list(range(1, 12))
     formula = next(c for c in sheet["F"] if str(c.value).startswith("=HYPERLINK"))
     assert formula.data_type == "s"
-    attachments = next(row[15] for row in rows if row[5] == "ขออนุญาตก่อสร้างอาคาร")
+    files = [c.value for c in sheet[2]].index("ไฟล์แนบ (SHA-256)")  # found by its heading
+    attachments = next(row[files] for row in rows if row[5] == "ขออนุญาตก่อสร้างอาคาร")
     assert "แบบแปลนบ้าน.pdf" in attachments
 
     # Attachments of registered mail are kept privately, under a safe name.

@@ -72,7 +72,7 @@ def test_a_new_register_has_the_official_layout(tmp_path):
     assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.paperSize == 9
     assert sheet["F2"].font.name == "TH Sarabun New"
     assert sheet["F3"].alignment.wrap_text
-    assert sheet.auto_filter.ref == "A2:R3"
+    assert sheet.auto_filter.ref == "A2:S3"  # through ครบกำหนด, our 19th column
     assert book.sheetnames == ["ทะเบียนหนังสือรับ", "สรุป"]
 
 

@@ -176,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     q = matter_parser("undo", "take back a matter's last step (disposal, cancellation, ...)")
     q.add_argument("--reason", default="", help="why, for the matter's history")
     q.set_defaults(func="matters:cmd_undo")
+    q = matter_parser("route", "pass a matter to another unit of rules/units.toml")
+    q.add_argument("unit", help="the unit's id or Thai name (saraban-mail deadlines lists them)")
+    q.set_defaults(func="matters:cmd_route")
     q = matter_parser("show", "the whole history of a matter")
     q.add_argument("--review", action="store_true",
                    help="the number is one of the review queue's (saraban-mail review)")
@@ -205,7 +208,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--spam", action="store_true", help="สแปม")
     which.add_argument("--no-action", metavar="REASON", help="ไม่ต้องดำเนินการ, and why")
     q.set_defaults(func="review:cmd_review_decide")
-    q = sub.add_parser("deadlines", help="overdue documents and matters to propose for disposal")
+    q = sub.add_parser("deadlines", help="overdue documents and matters to propose for disposal; "
+                       "matters overdue or due this week, and requests no unit took")
     q.add_argument("--config")
     q.set_defaults(func="matters:cmd_deadlines")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,42 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
         print(f"{finding.number}/{finding.year}  {finding.kind}  {finding.text}")
     if not findings:
         print("no deadline passed, nothing to dispose")
+    for line in routes_lines(office.journal, office.now().date()):
+        print(line)
     print(f"list for the head of agency: {office.config.paths.register_dir / 'to-dispose.xlsx'}",
           file=sys.stderr)
     return office.finish(office.send())
+
+
+def routes_lines(journal: Any, today: Any) -> list[str]:
+    """Matters against their service level, and requests left with the saraban desk."""
+    from saraban_mail.routes import due_of
+
+    found = due_of(journal, today)
+    lines = [f"{m['receipt']}  overdue  due {thai_date(date.fromisoformat(m['due']))} "
+             f"({m['days']} day(s) late), {m['unit'] or 'งานสารบรรณ'}" for m in found["overdue"]]
+    lines += [f"{m['receipt']}  due_soon  due {thai_date(date.fromisoformat(m['due']))}, "
+              f"{m['unit'] or 'งานสารบรรณ'}" for m in found["soon"]]
+    lines += [f"{m['receipt']}  unrouted  no unit: with the saraban desk (saraban-mail route "
+              f"{m['receipt']} UNIT)" for m in found["unrouted"]]
+    return lines
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from saraban_mail.routes import reroute
+    from saraban_mail.rules import load_rules
+
+    office = Office(args)
+    number, year = receipt(args.receipt, args.year)
+    units = load_rules(office.config.paths.rules_dir).units
+    routed, problems = reroute(office.journal, office.config, units, office.calendar,
+                               office.templates, year, number, args.unit, office.actor,
+                               office.now())
+    unit = units.unit(routed.route.unit or "")
+    print(f"matter {number}/{year} routed to {routed.to}"
+          + (f"; forwarded to {unit.email}" if unit and unit.email
+             else "; the unit has no address: hand it on"))
+    return office.finish(problems + office.send())
 
 
 def cmd_dispose(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             "pending_mailbox_actions": len(journal.pending_actions()),
             "acknowledgements": _acks(journal),
             "matters": _matter_states(journal),
+            # Against each service's SLA (routes.py): overdue, due within the week, and
+            # requests no unit took (left with the saraban desk).
+            "service_levels": _service_levels(journal, today),
             # Our mail a bounce reported undeliverable (ส่งไม่ถึง), newest first.
             "undeliverable": _undeliverable(journal),
             # Mail a person must decide (needs_review), each with its deadline.
@@ -109,6 +112,12 @@ def _matter_states(journal: Journal) -> dict[str, Any]:
             waiting.append({"receipt": f"{matter['receipt_no']}/{matter['year']}", "state": state,
                             "waiting_for": matters.WAITING_FOR[state], "since": matter["last_at"]})
     return {"by_state": by_state, "waiting": waiting}
+
+
+def _service_levels(journal: Journal, today: Any) -> dict[str, list[dict[str, Any]]]:
+    from saraban_mail.routes import due_of
+
+    return due_of(journal, today)
 
 
 def _undeliverable(journal: Journal) -> list[dict[str, Any]]:
@@ -196,6 +205,14 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
     _print_some([f"{item['receipt']}  {item['state']}: waiting for "
                  f"{item['waiting_for']} since {thai_iso(item['since'], tz)}"
                  for item in status["matters"]["waiting"]])
+    levels = status["service_levels"]
+    if any(levels.values()):
+        print(f"service levels: {len(levels['overdue'])} overdue, {len(levels['soon'])} due "
+              f"this week, {len(levels['unrouted'])} with no unit (saraban-mail deadlines)")
+        _print_some([f"{m['receipt']}  overdue since {m['due']}, {m['unit'] or '-'}"
+                     for m in levels["overdue"]]
+                    + [f"{m['receipt']}  no unit: saraban-mail route {m['receipt']} UNIT"
+                       for m in levels["unrouted"]])
     undeliverable = status["undeliverable"]
     if undeliverable:
         print(f"undeliverable: {len(undeliverable)} mail(s) bounced")

@@ -1,12 +1,13 @@
 """Stage 4, the clerks' instructions: lines a clerk typed in the register's การปฏิบัติ
-("ขอเอกสาร: ...", "ยกเลิกเลขรับ: ...", "แจ้ง: ..."), carried out once each; then each register noted.
+("ขอเอกสาร: ...", "ยกเลิกเลขรับ: ...", "แจ้ง: ...", "ส่ง: <unit>"), carried out once each; the due
+dates kept up (routes.keep_up); then each register noted.
 
 The note (numbers, references and the file's identity) lets the next poll's numbering and
 `status` skip a workbook no one has saved since."""
 
 from __future__ import annotations
 
-from saraban_mail import corrections, matters, progress, results
+from saraban_mail import corrections, matters, progress, results, routes
 from saraban_mail.errors import RegisterError
 from saraban_mail.layout import INCOMING, incoming_path, stamp
 from saraban_mail.poll.context import Context, PollReport
@@ -33,10 +34,14 @@ def run(ctx: Context, report: PollReport) -> None:
                                          ctx.templates, now, year, path, rows),
             progress.notices_in(ctx.journal, ctx.config, ctx.rules.units, ctx.templates, now,
                                 target_of, year, path, rows),
+            routes.rerouted_in(ctx.journal, ctx.config, ctx.rules.units, ctx.calendar,
+                               ctx.templates, now, year, rows),
         ):
             report.problems += problems
             if failed:
                 unsettled.add(year)
+    # Due dates moved by documents that came, and ครบกำหนด cells as the matters stand.
+    report.problems += routes.keep_up(ctx.journal, ctx.config, ctx.calendar, now)
     note_sheets(ctx, unsettled)
 
 

@@ -316,6 +316,8 @@ def keep_files(ctx: Context, mail: Incoming, category: Category, raw: bytes) -> 
     if category == Category.NEEDS_REVIEW:
         private_write(data / "review" / f"{mail.identity}.eml", raw)
     elif category.registered:
+        if ctx.rules.units.units:  # forwarded to its unit at numbering, and on a re-route
+            private_write(data / "mail" / f"{mail.identity}.eml", raw)
         for index, attachment in enumerate(mail.attachments, start=1):
             private_write(data / "attachments" / mail.identity[:20] /
                           f"{index:02d}-{safe_filename(attachment.name)}", attachment.data)

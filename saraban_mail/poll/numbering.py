@@ -6,7 +6,7 @@ stage) and its acknowledgement, all in one transaction."""
 
 from __future__ import annotations
 
-from saraban_mail import matters
+from saraban_mail import matters, routes
 from saraban_mail.calendar import buddhist_year
 from saraban_mail.category import REGISTERED, Category
 from saraban_mail.errors import RegisterError
@@ -52,13 +52,20 @@ def run(ctx: Context, report: PollReport) -> None:
             number = highest[year] = highest[year] + 1
             journal.set_receipt(message, year, number)
             matters.on_registered(journal, year, number, record, now)
-            journal.add_register_row(
-                message, year, number,
-                registering.register_row(ctx.config, ctx.calendar, ctx.mailbox.folders.junk,
-                                         record, number, identity))
+            row = registering.register_row(ctx.config, ctx.calendar, ctx.mailbox.folders.junk,
+                                           record, number, identity)
+            route = None
+            if ctx.rules.units.units:  # units.toml: passed on to the unit, with its SLA
+                routed = routes.on_registered(journal, ctx.config, ctx.rules.units,
+                                              ctx.calendar, ctx.templates, message, identity,
+                                              year, number, record, now)
+                route = routed.route
+                row |= {"to": routed.to, "due": routed.due.due.isoformat() if routed.due
+                        else None, "remarks": f"{row['remarks']}\n{routed.note}"}
+            journal.add_register_row(message, year, number, row)
             kind = ACKNOWLEDGEMENT[record.category]
             if record.requester:
-                owed.append(replying.Owed(message, kind, record, f"{number}/{year}"))
+                owed.append(replying.Owed(message, kind, record, f"{number}/{year}", route))
         replying.acknowledge(ctx, report, owed, now)
 
 

@@ -16,7 +16,7 @@ loop without end; this way it gets at most the cap's number of mails a day."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +29,15 @@ from saraban_mail.matters import CANCELLED
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.record import Record
 from saraban_mail.replies import Envelope, Reply, Templates, build
-from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet
+from saraban_mail.routes import current_route
+from saraban_mail.routing import Route, processing_time
+from saraban_mail.rules import AgencyRule, ChannelRule, RuleSet, default_dir, load_rules
 from saraban_mail.thaitext import english_date, english_datetime, thai_date, thai_datetime
 
 log = logging.getLogger("saraban_mail")
 
 TEMPLATES = ("acknowledgement", "wrong_channel", "wrong_agency", "forward_note", "forward_cover",
-             "letter_receipt")
+             "letter_receipt")  # and unit_forward (routes.py), sampled below
 ACK_KINDS = ("acknowledgement", "wrong_channel", "letter_receipt")
 
 
@@ -47,12 +49,17 @@ class Owed:
     kind: str  # one of ACK_KINDS
     record: Record
     receipt: str  # "12/2569"
+    route: Route | None = None  # the unit and service it was routed to (routes.py)
 
 
 def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: Record,
-           receipt: str = "") -> dict[str, Any]:
+           receipt: str = "", route: Route | None = None) -> dict[str, Any]:
     """What a reply template may use (templates/README.md lists it)."""
     official = record.official_received_at.astimezone(calendar.tz)
+    unit = rules.units.unit(route.unit) if route and route.unit else None
+    service = rules.units.service(route.service) if route and route.service else None
+    time_th, time_en = (processing_time(service) if service else
+                        (config.replies.processing_time_th, config.replies.processing_time_en))
     risk = next((r for r in rules.high_risk if r.id == record.high_risk_rule), None)
     letter = record.letter or Letter()
     return {
@@ -70,8 +77,12 @@ def values(config: Config, rules: RuleSet, calendar: BusinessCalendar, record: R
         "high_risk_en": risk.name_en if risk else "",
         "channel": record.channel.model_dump() if record.channel else None,
         "target": record.agency.model_dump() if record.agency else None,
-        "processing_time_th": config.replies.processing_time_th,
-        "processing_time_en": config.replies.processing_time_en,
+        "processing_time_th": time_th,
+        "processing_time_en": time_en,
+        # The unit that takes the request on and its service [seed 002 init §2.6]; None
+        # when it stayed with the saraban desk (the text is then as without units.toml).
+        "unit": unit.model_dump() if unit else None,
+        "service": service.model_dump() if service else None,
         # An official letter's own ที่ and ลงวันที่ (letter_receipt).
         "doc_no": letter.doc_no,
         "doc_date_th": letter.doc_date_text or (thai_date(letter.doc_date)
@@ -91,9 +102,10 @@ def envelope(config: Config, record: Record | None) -> Envelope:
     )
 
 
-def reply(ctx: Context, kind: str, record: Record, now: datetime, receipt: str = "") -> Reply:
+def reply(ctx: Context, kind: str, record: Record, now: datetime, receipt: str = "",
+          route: Route | None = None) -> Reply:
     subject, body = ctx.templates.render(
-        kind, values(ctx.config, ctx.rules, ctx.calendar, record, receipt))
+        kind, values(ctx.config, ctx.rules, ctx.calendar, record, receipt, route))
     return build(kind, record.requester, subject, body, envelope(ctx.config, record), now)
 
 
@@ -134,7 +146,8 @@ def acknowledge(ctx: Context, report: PollReport, owed: list[Owed], now: datetim
         if year is None or number is None or journal.state_of(year, number) == CANCELLED:
             journal.release_ack(message, now)  # a number cancelled meanwhile is owed nothing
             continue
-        held.append(Owed(message, kind, record, f"{number}/{year}"))
+        held.append(Owed(message, kind, record, f"{number}/{year}",
+                         current_route(journal, year, number)))
     fresh = {item.message for item in owed} - {item.message for item in held}
     by_address: dict[str, list[Owed]] = {}
     for item in held + [o for o in owed if o.message in fresh]:
@@ -169,12 +182,16 @@ def acknowledge(ctx: Context, report: PollReport, owed: list[Owed], now: datetim
 def _acknowledgement(ctx: Context, items: list[Owed], now: datetime) -> Reply:
     """One receipt: its own template; several: `acknowledgements`, naming each."""
     if len(items) == 1:
-        return reply(ctx, items[0].kind, items[0].record, now, items[0].receipt)
-    each = [values(ctx.config, ctx.rules, ctx.calendar, item.record, item.receipt)
+        return reply(ctx, items[0].kind, items[0].record, now, items[0].receipt,
+                     items[0].route)
+    each = [values(ctx.config, ctx.rules, ctx.calendar, item.record, item.receipt, item.route)
             | {"wrong_channel": item.kind == "wrong_channel"} for item in items]
     risky = [item for item in each if item["high_risk"]]
     subject, body = ctx.templates.render("acknowledgements", each[-1] | {
         "receipts": each, "high_risk": bool(risky),
+        # Each receipt names its own service's time; the general line stays the default.
+        "processing_time_th": ctx.config.replies.processing_time_th,
+        "processing_time_en": ctx.config.replies.processing_time_en,
         "high_risk_th": ", ".join(dict.fromkeys(i["high_risk_th"] for i in risky)),
         "high_risk_en": ", ".join(dict.fromkeys(i["high_risk_en"] for i in risky))})
     # Threaded to the latest mail; the others are named by number in the subject.
@@ -210,7 +227,18 @@ def template_samples(config: Config, rules: RuleSet, calendar: BusinessCalendar,
     )
     item = values(config, rules, calendar, sample, "1/2569")
     samples = {name: item for name in TEMPLATES}
-    listed = item | {"wrong_channel": True}
+    # Routed to a unit with its service (units.toml), or the shipped example's first.
+    units = rules.units if rules.units.services else load_rules(default_dir("rules")).units
+    service = units.services[0]
+    routed = Route(service.id, service.unit, f"service:{service.id}", "x")
+    samples["acknowledgement"] = values(config, replace(rules, units=units), calendar, sample,
+                                        "1/2569", routed)
+    unit = units.unit(service.unit)
+    samples["unit_forward"] = {
+        "agency": config.agency, "receipt": "1/2569", "subject": "x", "requester": "x",
+        "unit": unit.model_dump() if unit else {}, "service": service.model_dump(),
+        "official_th": "x", "due_th": "x", "due_en": "x", "attached": True}
+    listed = samples["acknowledgement"] | {"wrong_channel": True}
     samples["acknowledgements"] = listed | {
         "receipts": [listed, listed | {"receipt": "2/2569", "wrong_channel": False}]}
     result = {"agency": config.agency, "receipt": "1/2569", "outgoing": "1/2569", "matter": "x",
