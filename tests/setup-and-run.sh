@@ -22,6 +22,7 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # Samba: the register folder shared to the clerks' Windows PCs; smbd is in /usr/sbin, often off PATH.
 command -v smbd >/dev/null 2>&1 || [ -x /usr/sbin/smbd ] || missing+=(samba)
 command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side of the share
+command -v mutt >/dev/null 2>&1 || missing+=(mutt)  # opens the archive as a clerk's mail program would
 command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."

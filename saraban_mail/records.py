@@ -1,0 +1,93 @@
+"""The request as a record: every registered mail kept as it arrived, records/YEAR/rx-NNNN.eml,
+its SHA-256 in the journal and in the register row, so that archiving the mailbox loses nothing.
+
+Intake writes the bytes under records/incoming/ by the mail's identity (the number comes
+later); once numbered, `keep` gives the file its receipt number. Both steps repeat safely."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from saraban_mail.config import Config
+from saraban_mail.files import private_dir, shared_write
+from saraban_mail.journal import Journal
+from saraban_mail.record import Record
+
+log = logging.getLogger("saraban_mail")
+
+
+def pending_path(config: Config, identity: str) -> Path:
+    return config.paths.records_dir / "incoming" / f"{identity}.eml"
+
+
+def name(year: int, number: int) -> str:
+    """The record's file, relative to paths.records_dir: 2569/rx-0012.eml."""
+    return f"{year}/rx-{number:04d}.eml"
+
+
+def register_line(year: int, number: int, record: Record) -> str:
+    """The register row's line (หมายเหตุ) naming the kept mail and its hash."""
+    if not record.raw_sha256:
+        return ""
+    return f"อีเมลต้นฉบับเก็บที่ records/{name(year, number)} (SHA-256 {record.raw_sha256})"
+
+
+@dataclass(frozen=True)
+class Kept:
+    message: int
+    file: str  # '' when the mail predates this (nothing was kept at intake)
+    sha256: str
+
+
+def _sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def keep(config: Config, journal: Journal, now: datetime) -> list[Kept]:
+    """Give each numbered message's mail its record file, verified by hash, then journal it
+    and remove the pending copy. A crash at any point leaves one of the two files, found
+    again here; a review copy (data/review/) stays where the review list points to it."""
+    kept: list[Kept] = []
+    root = config.paths.records_dir
+    for row in journal.records_to_keep():
+        record = Record.from_json(row["record"])
+        target = root / name(row["receipt_year"], row["receipt_no"])
+        pending = pending_path(config, row["identity"])
+        review = config.paths.data_dir / "review" / f"{row['identity']}.eml"
+        source = next((p for p in (pending, review) if p.exists()), None)
+        if not (target.exists() and _sha(target) == record.raw_sha256) and source is not None:
+            data = source.read_bytes()
+            if config.sharing.records:
+                shared_write(target, data, config.sharing)
+            else:
+                private_dir(target.parent)
+                temporary = target.with_suffix(".tmp")
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, target)
+        if target.exists():
+            sha = _sha(target)
+            if record.raw_sha256 and sha != record.raw_sha256:
+                log.warning("%s: its hash differs from the mail's at intake", target)
+            kept.append(Kept(row["id"], name(row["receipt_year"], row["receipt_no"]), sha))
+            size = target.stat().st_size
+        else:  # numbered before records were kept: the mailbox (or archive) holds it
+            kept.append(Kept(row["id"], "", ""))
+            size = 0
+        with journal.transaction():
+            journal.add_record_file(row["id"], kept[-1].file, kept[-1].sha256, size, now)
+        if pending.exists() and target.exists():
+            pending.unlink()
+    return kept
