@@ -261,3 +261,66 @@ def test_archive_refuses_a_wrong_age(office, dovecot):
     done = cli(office, "archive", "--older-than", "soon")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "--older-than takes months" in done.stderr
+
+
+def nothing_lost(office: Path, dovecot, account: str, sent: dict[str, bytes]) -> tuple[int, int]:
+    """Every message on the server or, byte for byte, in the archive; none twice in the
+    archive; the journal's deleted ones verified there. (archived, on the server)"""
+    server, kept = on_server(dovecot, account), in_archive(office.parent / "archive")
+    for mid, raw in sent.items():
+        assert server.get(mid) == raw or kept.get(mid) == [raw], mid
+        assert len(kept.get(mid, [])) <= 1, f"{mid} archived twice"
+    journal = sqlite3.connect(office.parent / "data" / "journal.sqlite3")
+    for file, sha in journal.execute(
+            "SELECT file, sha256 FROM archived WHERE deleted_at IS NOT NULL"):
+        data = (office.parent / "archive" / file).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == sha, file
+    journal.close()
+    return len(kept), len(server)
+
+
+def crash_archive(office: Path, dovecot, account: str, count: int, kills: int,
+                  seed: int) -> int:
+    import random
+    import signal
+    import time
+
+    sent = archived_office(office, dovecot, account, count)
+    rng = random.Random(seed)
+    env = os.environ | {"SARABAN_NOW": "2027-03-01T10:00:00+07:00"}
+    mid_work = 0
+    copies = lambda: len(list((office.parent / "archive").glob("*/cur/*")))  # noqa: E731
+    for _ in range(kills):
+
+        process = subprocess.Popen([sys.executable, "-m", "saraban_mail", "archive", "--config",
+                                    str(office)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, env=env)
+        # Killed once it is writing copies, a random moment later: between a copy and its
+        # journal line, between the line and the deletion, or in the middle of one.
+        had = copies()
+        while process.poll() is None and copies() == had:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.08))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        err = process.stderr.read().decode() if process.stderr else ""
+        assert process.returncode in (0, -signal.SIGKILL) and "Traceback" not in err, err
+        after = nothing_lost(office, dovecot, account, sent)
+        mid_work += process.returncode == -signal.SIGKILL and after[1] > 1
+    final = cli(office, "archive", now="2027-03-01T10:00:00+07:00")
+    assert final.returncode == 0, final.stderr
+    kept, left = nothing_lost(office, dovecot, account, sent)
+    assert (kept, left) == (count, 1)  # all of January archived, October's still there
+    return mid_work
+
+
+def test_archive_killed_at_random_points_loses_nothing(office, dovecot, imap_account, smtp):
+    mid_work = crash_archive(office, dovecot, imap_account, 40, 6, seed=2569)
+    assert mid_work >= 5  # the kills landed while messages were being archived
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_archive_killed_at_random_points_long(office, dovecot, imap_account, smtp, seed):
+    crash_archive(office, dovecot, imap_account, 150, 20, seed=seed)
