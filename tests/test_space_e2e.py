@@ -324,3 +324,21 @@ def test_archive_killed_at_random_points_loses_nothing(office, dovecot, imap_acc
 @pytest.mark.parametrize("seed", range(5))
 def test_archive_killed_at_random_points_long(office, dovecot, imap_account, smtp, seed):
     crash_archive(office, dovecot, imap_account, 150, 20, seed=seed)
+
+
+def test_archive_runs_by_itself_when_the_quota_passes_its_threshold(
+        quota_dovecot, smtp, tmp_path, monkeypatch):
+    config, account = office_for(quota_dovecot, tmp_path, smtp, monkeypatch,
+                                 "\n[archive]\nauto_at_percent = 80\n")
+    for n in (1, 2):
+        deliver(quota_dovecot, account, "INBOX", request(n, OLD), OLD)
+    assert cli(config, "poll", now="2026-11-30T09:00:00+07:00").returncode in (0, 3)
+    assert len(on_server(quota_dovecot, account)) == 2  # under 80 %: nothing archived
+    fill_to(quota_dovecot, account, 85)
+    polled = cli(config, "poll", now="2027-03-01T09:00:00+07:00")
+    assert polled.returncode in (0, 3), polled.stderr
+    assert on_server(quota_dovecot, account) == {}
+    assert sorted(in_archive(tmp_path / "archive")) == ["<space-1@gmail.example>",
+                                                        "<space-2@gmail.example>"]
+    last = json.loads(cli(config, "status", "--json").stdout)["last_poll"]
+    assert any("archived 2 message(s)" in note for note in last["notes"]), last
