@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,16 +178,19 @@ def _delete_verified(config: Config, journal: Journal, box: ImapMailbox, now: da
     return deleted
 
 
-def where(config: Config, journal: Journal, message: int) -> list[str]:
-    """Where a message's mail is kept, for `show`: its record, and its archived copies."""
+def where(config: Config, journal: Journal, message: int,
+          when: Callable[[str], str] = str) -> list[str]:
+    """For `show`, once a message is archived: where its copy is (a line shaped like the
+    matter's history: time, what, who, detail), and the record kept of it at registration."""
     lines = []
-    kept = journal.record_file(message)
-    if kept is not None and kept["file"]:
-        lines.append(f"mail as it arrived: {config.paths.records_dir / kept['file']} "
-                     f"(SHA-256 {kept['sha256']})")
     for row in journal.archived_of(message):
         if row["file"]:
             state = "deleted from the server" if row["deleted_at"] else "still on the server"
-            lines.append(f"archived {row['archived_at'][:16]}: {config.archive.dir / row['file']}"
-                         f" ({row['folder']} UID {row['uid']}, {state})")
+            lines.append(f"{when(row['archived_at'])}  archived  (service)  "
+                         f"{config.archive.dir / row['file']}; {row['folder']} UID {row['uid']}, "
+                         f"{state}; SHA-256 {row['sha256']}")
+    kept = journal.record_file(message)
+    if lines and kept is not None and kept["file"]:
+        lines.append(f"{when(kept['kept_at'])}  kept  (service)  "
+                     f"{config.paths.records_dir / kept['file']}; SHA-256 {kept['sha256']}")
     return lines

@@ -107,7 +107,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         if stored is not None:  # where the mail itself is: its record, its archived copy
             from saraban_mail.archive import where
 
-            lines = [*lines, *where(office.config, office.journal, stored.id)]
+            lines = [*lines, *where(office.config, office.journal, stored.id,
+                                    lambda at: thai_datetime(datetime.fromisoformat(at)
+                                                             .astimezone(office.calendar.tz)))]
     for line in lines:
         print(line)
     return office.finish([])
