@@ -42,6 +42,8 @@ class Kept:
     message: int
     file: str  # '' when the mail predates this (nothing was kept at intake)
     sha256: str
+    size: int
+    pending: Path  # the copy intake kept by identity, removed once this is journaled
 
 
 def _sha(path: Path) -> str:
@@ -81,13 +83,16 @@ def keep(config: Config, journal: Journal, now: datetime) -> list[Kept]:
             sha = _sha(target)
             if record.raw_sha256 and sha != record.raw_sha256:
                 log.warning("%s: its hash differs from the mail's at intake", target)
-            kept.append(Kept(row["id"], name(row["receipt_year"], row["receipt_no"]), sha))
-            size = target.stat().st_size
+            kept.append(Kept(row["id"], name(row["receipt_year"], row["receipt_no"]), sha,
+                             target.stat().st_size, pending))
         else:  # numbered before records were kept: the mailbox (or archive) holds it
-            kept.append(Kept(row["id"], "", ""))
-            size = 0
-        with journal.transaction():
-            journal.add_record_file(row["id"], kept[-1].file, kept[-1].sha256, size, now)
-        if pending.exists() and target.exists():
-            pending.unlink()
+            kept.append(Kept(row["id"], "", "", 0, pending))
+    # One transaction for all (an old journal's first poll notes thousands), then the
+    # pending copies go: a crash before the commit only means doing the above again.
+    with journal.transaction():
+        for each in kept:
+            journal.add_record_file(each.message, each.file, each.sha256, each.size, now)
+    for each in kept:
+        if each.file and each.pending.exists():
+            each.pending.unlink()
     return kept
