@@ -154,6 +154,42 @@ def test_registered_mail_is_kept_as_it_arrived_with_its_hash_in_the_register(
     assert any(f"records/2569/rx-0001.eml (SHA-256 {sha})" in c for c in cells)
 
 
+def test_a_record_interrupted_between_its_two_names_is_finished_by_the_next_poll(
+        office, dovecot, imap_account, smtp):
+    """As if the poll died after numbering, before the journal noted the record: the mail
+    is still under records/incoming/ by identity; the next poll names it, once."""
+    for n in (1, 2):
+        deliver(dovecot, imap_account, "INBOX", request(n, OLD), OLD)
+    assert cli(office, "poll").returncode in (0, 3)
+    root = office.parent / "records"
+    first, second = root / "2569" / "rx-0001.eml", root / "2569" / "rx-0002.eml"
+    journal = sqlite3.connect(office.parent / "data" / "journal.sqlite3")
+    identity = journal.execute("SELECT identity FROM messages WHERE receipt_no = 1").fetchone()[0]
+    journal.execute("DELETE FROM records")  # nothing noted...
+    journal.commit()
+    data = first.read_bytes()
+    first.rename(root / "incoming" / f"{identity}.eml")  # ...one not yet renamed
+    assert cli(office, "poll").returncode in (0, 3)
+    assert first.read_bytes() == data and second.exists()
+    assert list((root / "incoming").iterdir()) == []
+    rows = journal.execute("SELECT file, sha256 FROM records ORDER BY file").fetchall()
+    assert rows == [("2569/rx-0001.eml", hashlib.sha256(data).hexdigest()),
+                    ("2569/rx-0002.eml", hashlib.sha256(second.read_bytes()).hexdigest())]
+
+
+def test_a_mail_registered_from_the_review_queue_is_kept_from_its_review_copy(
+        office, dovecot, imap_account, smtp):
+    doubtful = next(s for s in samples() if s.category == "needs_review")
+    deliver(dovecot, imap_account, "INBOX", doubtful.raw, doubtful.received_at)
+    assert cli(office, "poll").returncode in (0, 3)
+    assert not (office.parent / "records" / "2569").exists()
+    decided = cli(office, "review", "decide", "1", "--year", "2569", "--register", "--by", "สมศรี")
+    assert decided.returncode in (0, 3), decided.stderr
+    assert cli(office, "poll").returncode in (0, 3)
+    kept = office.parent / "records" / "2569" / "rx-0001.eml"
+    assert kept.read_bytes() == doubtful.raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def test_trash_is_emptied_of_the_services_old_spam_only(office, dovecot, imap_account, smtp):
     spam = next(s for s in samples() if s.key == "gambling_spam")
     deliver(dovecot, imap_account, "INBOX", spam.raw, spam.received_at)
