@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from saraban_mail.config import Config
-from saraban_mail.files import private_dir, shared_write
+from saraban_mail.files import private_dir, private_write, shared_dir, shared_write
 from saraban_mail.journal import Journal
 from saraban_mail.record import Record
 
@@ -23,6 +23,14 @@ log = logging.getLogger("saraban_mail")
 
 def pending_path(config: Config, identity: str) -> Path:
     return config.paths.records_dir / "incoming" / f"{identity}.eml"
+
+
+def keep_pending(config: Config, identity: str, raw: bytes) -> None:
+    """At intake: the mail's bytes under records/incoming/ (always private). With [sharing]
+    records the folder above is made the clerks' first, so that they can reach YEAR/."""
+    if config.sharing.records:
+        shared_dir(config.paths.records_dir, config.sharing)
+    private_write(pending_path(config, identity), raw)
 
 
 def name(year: int, number: int) -> str:

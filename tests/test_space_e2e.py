@@ -379,3 +379,14 @@ def test_archive_runs_by_itself_when_the_quota_passes_its_threshold(
                                                         "<space-2@gmail.example>"]
     last = json.loads(cli(config, "status", "--json").stdout)["last_poll"]
     assert any("archived 2 message(s)" in note for note in last["notes"]), last
+
+
+def test_records_given_to_the_clerks_group_when_sharing_says_so(office, dovecot, imap_account,
+                                                                smtp):
+    office.write_text(office.read_text() + "\n[sharing]\nrecords = true\n", encoding="utf-8")
+    deliver(dovecot, imap_account, "INBOX", request(1, OLD), OLD)
+    assert cli(office, "poll").returncode in (0, 3)
+    root = office.parent / "records"
+    assert (root / "2569" / "rx-0001.eml").stat().st_mode & 0o777 == 0o660
+    assert (root / "2569").stat().st_mode & 0o7777 == 0o2770
+    assert (root / "incoming").stat().st_mode & 0o777 == 0o700  # not yet a record: private

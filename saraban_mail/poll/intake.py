@@ -296,7 +296,7 @@ def keep_files(ctx: Context, mail: Incoming, category: Category, raw: bytes) -> 
         private_write(data / "review" / f"{mail.identity}.eml", raw)
     elif category.registered:
         # The mail as it arrived, until its receipt number names it (records.keep).
-        private_write(records.pending_path(ctx.config, mail.identity), raw)
+        records.keep_pending(ctx.config, mail.identity, raw)
         for index, attachment in enumerate(mail.attachments, start=1):
             private_write(data / "attachments" / mail.identity[:20] /
                           f"{index:02d}-{safe_filename(attachment.name)}", attachment.data)
