@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from saraban_mail import mailbox_space
 from saraban_mail.config import Config
@@ -106,7 +107,8 @@ def archive(config: Config, journal: Journal, box: ImapMailbox, now: datetime, m
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     report.deleted += _delete_verified(config, journal, box, now, report)
     folders = [f for f in (box.folders.inbox, *box.folders.extra) if f]
-    before = cutoff(now, months)
+    # In the agency's time zone, as the journal's receipt times are written (compared as text).
+    before = cutoff(now.astimezone(ZoneInfo(config.office_hours.timezone)), months)
     while report.archived + report.gone < limit:
         done_before = report.archived + report.gone
         rows = journal.archivable(folders, before, min(limit - report.archived - report.gone,
