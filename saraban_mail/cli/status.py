@@ -256,9 +256,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                      for name in f.missing]
         from saraban_mail.mailbox_space import quota
 
-        usage = quota(box, now())
-        print(space.line(usage))
-        warnings += space.warnings(usage, config.quota.warn_percent)
+        try:
+            usage = quota(box, now())
+            print(space.line(usage))
+            warnings += space.warnings(usage, config.quota.warn_percent)
+        except SarabanError as exc:  # the other checks still run and are shown
+            warnings.append(f"mailbox space: {exc}")
     finally:
         box.close()
     for watch in config.watch:
