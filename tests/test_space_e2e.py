@@ -328,7 +328,6 @@ def crash_archive(office: Path, dovecot, account: str, count: int, kills: int,
     mid_work = 0
     copies = lambda: len(list((office.parent / "archive").glob("*/cur/*")))  # noqa: E731
     for _ in range(kills):
-
         process = subprocess.Popen([sys.executable, "-m", "saraban_mail", "archive", "--config",
                                     str(office)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, env=env)
