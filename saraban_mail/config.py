@@ -186,6 +186,8 @@ class Policy(_Section):
     # A message larger than this is not downloaded: its header is, and it is flagged for a
     # clerk to read in the mail program (memory stays bounded: see tests/RELIABILITY.md).
     max_message_mb: float = Field(default=40.0, gt=0)
+    # Spam the service itself moved to Trash is deleted from there after this many days.
+    trash_days: int = Field(default=30, ge=1)
 
     _be_start = field_validator("start_date", mode="before")(classmethod(
         lambda cls, value: gregorian_date(value)))
@@ -218,6 +220,8 @@ class Sharing(_Section):
     group: str = ""
     file_mode: str = "0660"  # rw for the service and the clerks' group, nothing for others
     folder_mode: str = "2770"  # setgid (2): what anyone creates inside joins the folder's group
+    # records/ (each registered mail as it arrived) shared with the clerks' group too.
+    records: bool = False
 
     @field_validator("file_mode", "folder_mode")
     @classmethod
@@ -320,8 +324,25 @@ class Notices(_Section):
     heads_soon_days: int = Field(default=3, ge=0)  # also list what falls due within these working days
 
 
+class Quota(_Section):
+    """The mailbox's space (IMAP QUOTA): a full box bounces citizens' mail [004 App.5 §1]."""
+
+    warn_percent: list[int] = Field(default_factory=lambda: [80, 90])
+
+
+class Archive(_Section):
+    """Handled mail copied off the server (a Maildir per month), verified, then deleted."""
+
+    dir: Path = Path("archive")
+    older_than_months: int = Field(default=12, ge=1)
+    # When the quota is used this far (percent), each poll archives; 0: only by the command.
+    auto_at_percent: int = Field(default=0, ge=0, le=100)
+
+
 class Paths(_Section):
     data_dir: Path = Path("data")
+    # Each registered mail as it arrived: records/YEAR/rx-NNNN.eml (private unless [sharing]).
+    records_dir: Path = Path("records")
     register_dir: Path = Path("register")
     rules_dir: Path = Path("rules")
     templates_dir: Path = Path("templates")
@@ -403,6 +424,8 @@ class Config(BaseSettings):
     report: Report = Field(default_factory=Report)
     notices: Notices = Field(default_factory=Notices)
     paths: Paths = Field(default_factory=Paths)
+    quota: Quota = Field(default_factory=Quota)
+    archive: Archive = Field(default_factory=Archive)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)
     watching: Watching = Field(default_factory=Watching)
@@ -485,7 +508,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                                                                 "stamp_font")
         if getattr(config.seal, name) is not None
     } | {"trust_roots": [absolute(p) for p in config.seal.trust_roots]})
+    archive = config.archive.model_copy(update={"dir": absolute(config.archive.dir)})
     return config.model_copy(
         update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "results": results,
-                "seal": seal, "source": base}
+                "seal": seal, "archive": archive, "source": base}
     )

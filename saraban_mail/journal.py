@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from saraban_mail.layout import Summary
 from saraban_mail.record import Record
+from saraban_mail.space import Usage
+from saraban_mail.space import line_th as space_line_th
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -138,6 +140,28 @@ CREATE TABLE IF NOT EXISTS bounces (
     noted_at TEXT NOT NULL,
     linked_at TEXT,               -- looked for: linked, or found to report on nothing of ours
     linked_to TEXT NOT NULL DEFAULT ''  -- "outbox:ID" or "results:ID"; '' for nothing of ours
+);
+-- Each registered mail kept as it arrived (records/YEAR/rx-NNNN.eml), and its SHA-256.
+CREATE TABLE IF NOT EXISTS records (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    file TEXT NOT NULL,           -- relative to paths.records_dir; '' when there was none
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL, kept_at TEXT NOT NULL
+);
+-- Mail copied off the server into archive.dir, verified by hash, then deleted there.
+CREATE TABLE IF NOT EXISTS archived (
+    folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
+    message INTEGER REFERENCES messages(id), message_id TEXT NOT NULL,
+    file TEXT NOT NULL,           -- relative to archive.dir: MONTH/cur/NAME
+    sha256 TEXT NOT NULL, archived_at TEXT NOT NULL,
+    deleted_at TEXT,              -- gone from the server (only after the copy was verified)
+    PRIMARY KEY (folder, uidvalidity, uid)
+);
+CREATE INDEX IF NOT EXISTS archived_message ON archived(message);
+-- Spam the service had moved to Trash, deleted from there after policy.trash_days.
+CREATE TABLE IF NOT EXISTS trash_emptied (
+    folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid TEXT NOT NULL,
+    message INTEGER NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (folder, uidvalidity, uid)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
@@ -680,6 +704,8 @@ class Journal:
                 "แถวที่รอเขียนลงทะเบียน": max(len(self.pending_register_rows()) - pending_rows, 0),
                 "อีเมลตอบกลับที่รอส่ง (ส่งหลังบันทึกทะเบียน)": len(self.pending_mail()),
             },
+            space=space_line_th(Usage.from_json(self.get_meta("mailbox_space")))
+            if self.get_meta("mailbox_space") is not None else "",
         )
 
     # -- matters: events and states -------------------------------------------------------
@@ -1013,3 +1039,78 @@ class Journal:
             "SELECT year, receipt_no, text FROM register_notes WHERE id IN (SELECT MAX(id)"
             " FROM register_notes WHERE field = ? AND book = 'incoming'"
             " GROUP BY year, receipt_no)", (field,))}
+
+    # -- keeping the records: the request as a record, archive, Trash -------------------
+
+    def records_to_keep(self) -> list[sqlite3.Row]:
+        """Numbered messages whose mail is not yet kept as a record."""
+        return self.db.execute(
+            "SELECT m.id, m.identity, m.receipt_year, m.receipt_no, m.record FROM messages m"
+            " LEFT JOIN records r ON r.message = m.id WHERE m.receipt_no IS NOT NULL"
+            " AND r.message IS NULL ORDER BY m.receipt_year, m.receipt_no").fetchall()
+
+    def add_record_file(self, message: int, file: str, sha256: str, size: int,
+                        now: datetime) -> None:
+        self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+                        (message, file, sha256, size, _iso(now)))
+
+    def record_file(self, message: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM records WHERE message = ?", (message,)).fetchone()
+
+    def archivable(self, folders: list[str], before: datetime, limit: int) -> list[sqlite3.Row]:
+        """Handled mail still on the server in these folders, received before `before`,
+        oldest first: the journal's copies of messages that are not spam, not waiting for
+        review, numbered if registrable, with every mailbox action done, and not archived."""
+        marks = ",".join("?" * len(folders))
+        return self.db.execute(
+            "SELECT c.folder, c.uidvalidity, c.uid, c.message, m.record, m.receipt_year,"
+            " m.receipt_no, m.category FROM copies c JOIN messages m ON m.id = c.message"
+            f" WHERE c.folder IN ({marks}) AND m.category NOT IN ('spam', 'needs_review')"
+            " AND json_extract(m.record, '$.received_at') < ?"
+            " AND (m.receipt_no IS NOT NULL OR m.category NOT IN"
+            "  ('valid', 'wrong_channel', 'official_letter'))"
+            " AND NOT EXISTS (SELECT 1 FROM actions a WHERE a.message = m.id AND a.done_at IS NULL)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message = m.id AND o.sent_at IS NULL"
+            "  AND o.gave_up_at IS NULL)"
+            " AND NOT EXISTS (SELECT 1 FROM archived x WHERE x.folder = c.folder"
+            "  AND x.uidvalidity = c.uidvalidity AND x.uid = c.uid)"
+            " ORDER BY json_extract(m.record, '$.received_at'), c.message LIMIT ?",
+            (*folders, _iso(before), limit)).fetchall()
+
+    def add_archived(self, folder: str, uidvalidity: int, uid: str, message: int | None,
+                     message_id: str, file: str, sha256: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO archived (folder, uidvalidity, uid, message, message_id, file,"
+            " sha256, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (folder, uidvalidity, uid, message, message_id, file, sha256, _iso(now)))
+
+    def archived_not_deleted(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM archived WHERE deleted_at IS NULL"
+                               " ORDER BY folder, uidvalidity, CAST(uid AS INTEGER)").fetchall()
+
+    def mark_archived_deleted(self, folder: str, uidvalidity: int, uids: list[str],
+                              now: datetime) -> None:
+        self.db.executemany(
+            "UPDATE archived SET deleted_at = ? WHERE folder = ? AND uidvalidity = ? AND uid = ?",
+            [(_iso(now), folder, uidvalidity, uid) for uid in uids])
+
+    def archived_of(self, message: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM archived WHERE message = ?", (message,)).fetchall()
+
+    def spam_in_trash(self, trash: str, before: datetime) -> list[sqlite3.Row]:
+        """Copies the service itself moved to Trash as spam (intake's spam action, or a
+        person's `trash` decision), moved there before `before` and not yet deleted."""
+        return self.db.execute(
+            "SELECT DISTINCT c.folder, c.uidvalidity, c.uid, c.message FROM copies c"
+            " JOIN messages m ON m.id = c.message JOIN actions a ON a.message = c.message"
+            " WHERE c.folder = ? AND c.kind = 'moved' AND a.done_at IS NOT NULL AND a.done_at < ?"
+            " AND ((a.action = 'move' AND a.target = c.folder AND m.category = 'spam')"
+            "  OR a.action = 'trash')"
+            " AND NOT EXISTS (SELECT 1 FROM trash_emptied t WHERE t.folder = c.folder"
+            "  AND t.uidvalidity = c.uidvalidity AND t.uid = c.uid)",
+            (trash, _iso(before))).fetchall()
+
+    def mark_trash_emptied(self, rows: list[sqlite3.Row], now: datetime) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO trash_emptied VALUES (?, ?, ?, ?, ?)",
+                            [(r["folder"], r["uidvalidity"], r["uid"], r["message"], _iso(now))
+                             for r in rows])

@@ -167,6 +167,7 @@ class Summary:
     acks_waiting: int = 0
     pending: dict[str, int] = field(default_factory=dict)
     as_of: str = ""  # when the numbers were taken, as shown to the reader
+    space: str = ""  # the mailbox's use against its quota, as the last poll read it
 
 
 def service_ref(identity: str) -> str:

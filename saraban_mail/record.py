@@ -87,6 +87,8 @@ class Record:
     # Telephone numbers in the request's text: the clerk tries them when mail does not
     # reach the requester [seed 002 init §3.2].
     phones: tuple[str, ...] = ()
+    # SHA-256 of the mail as the server gave it (kept as records/YEAR/rx-NNNN.eml).
+    raw_sha256: str = ""
 
     @property
     def requester_label(self) -> str:
@@ -132,6 +134,8 @@ class Record:
             data["inquiry"] = self.inquiry
         if self.phones:
             data["phones"] = list(self.phones)
+        if self.raw_sha256:
+            data["raw_sha256"] = self.raw_sha256
         if self.reviewed is not None:
             note = self.reviewed
             data["reviewed"] = {"decision": note.decision, "actor": note.actor,
@@ -171,6 +175,7 @@ class Record:
                               for a in data.get("attachments", ())),
             planned=tuple(data.get("planned", ())),
             text_sha=data.get("text_sha"),
+            raw_sha256=data.get("raw_sha256", ""),
             watched=WatchedOrigin(watched["watch"], watched["address"],
                                   datetime.fromisoformat(watched["arrived_at"]))
             if watched else None,

@@ -447,6 +447,7 @@ def write_summary(book: openpyxl.Workbook, summary: Summary, agency: str, look: 
         ("ตอบรับเกินกำหนด", summary.acks_late),
         ("ยังไม่ได้ตอบรับ", summary.acks_waiting),
         *[(label, count) for label, count in summary.pending.items()],
+        *([("พื้นที่กล่องจดหมาย (โควตา)", summary.space)] if summary.space else []),
     ]
     sheet.cell(18, 1, "การตอบรับและงานค้าง").font = bold
     for i, (label, count) in enumerate(facts, start=19):

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from saraban_mail import routing, sla
+from saraban_mail import records, routing, sla
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.config import Config
 from saraban_mail.errors import SarabanError
@@ -67,11 +67,13 @@ def current_due(journal: Journal, year: int, number: int) -> date | None:
 # -- at registration ------------------------------------------------------------------------
 
 
-def raw_of(config: Config, identity: str) -> bytes | None:
-    """The registered mail as it arrived (kept privately at intake while units are set,
-    or in the review queue's folder for mail a clerk registered)."""
-    data = config.paths.data_dir
-    for path in (data / "mail" / f"{identity}.eml", data / "review" / f"{identity}.eml"):
+def raw_of(config: Config, identity: str, year: int, number: int) -> bytes | None:
+    """The registered mail as it arrived: kept by identity at intake until numbering is done
+    (`records.pending_path`), then as the record `records/YEAR/rx-NNNN.eml`; the review
+    queue's copy for mail a clerk registered."""
+    for path in (records.pending_path(config, identity),
+                 config.paths.records_dir / records.name(year, number),
+                 config.paths.data_dir / "review" / f"{identity}.eml"):
         try:
             return path.read_bytes()
         except OSError:
@@ -106,7 +108,7 @@ def on_registered(journal: Journal, config: Config, units: Units, calendar: Busi
                   record: Record, now: datetime) -> Routed:
     """Route a request just numbered, record `routed` (and `due`), queue the forward.
     Inside the numbering transaction: all of it or none."""
-    raw = raw_of(config, identity)
+    raw = raw_of(config, identity, year, number)
     related = record.related_receipt
     before = current_route(journal, *reversed([int(x) for x in related.split("/")])) \
         if related else None
@@ -199,7 +201,8 @@ def reroute(journal: Journal, config: Config, units: Units, calendar: BusinessCa
         raise RouteError(f"matter {number}/{year} is already with {choice.unit}")
     with journal.transaction():
         routed = _take(journal, config, units, calendar, templates, found.id, year, number,
-                       found.record, choice, "clerk", actor, raw_of(config, found.identity), now,
+                       found.record, choice, "clerk", actor,
+                       raw_of(config, found.identity, year, number), now,
                        with_due=False)
     problems = note_in_register(config, year, [(number, routed.to)], journal, now, field="to")
     problems += note_in_register(config, year, [(number, f"{routed.note} (สั่งโดย {actor})")],

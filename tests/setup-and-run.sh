@@ -28,6 +28,7 @@ command -v smbclient >/dev/null 2>&1 || missing+=(smbclient)  # the clerk's side
 command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
 [ -f /usr/share/fonts/truetype/tlwg/Laksaman.ttf ] || missing+=(fonts-tlwg-laksaman-ttf)
 ldconfig -p 2>/dev/null | grep -q 'libthai\.so\.0' || missing+=(libthai0)
+command -v mutt >/dev/null 2>&1 || missing+=(mutt)  # opens the archive as a clerk's mail program would
 command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing+=(passwd)  # the test accounts
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..."

@@ -113,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.set_defaults(func="status:cmd_check")
 
+    p = sub.add_parser("archive", help="copy handled mail off the server, verify, delete it there")
+    p.add_argument("--config")
+    p.add_argument("--older-than", default="12m", help="months (12m) or years (2y); default 12m")
+    p.add_argument("--limit", type=int, default=0, help="at most this many messages (oldest)")
+    p.set_defaults(func="space:cmd_archive")
+
     p = sub.add_parser("send-result", help="send a signed result (PDF) for an incoming receipt")
     p.add_argument("receipt", help="incoming receipt number: 12 or 12/2569")
     p.add_argument("files", nargs="+", help="PDF file(s); JPEG/PNG if results.allow_images")

@@ -136,6 +136,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines = history(office.journal, year, number)
     else:
         lines = matters.history(office.journal, year, number, office.calendar)
+        stored = office.journal.message_of_receipt(year, number)
+        if stored is not None:  # where the mail itself is: its record, its archived copy
+            from saraban_mail.archive import where
+
+            lines = [*lines, *where(office.config, office.journal, stored.id,
+                                    lambda at: thai_datetime(datetime.fromisoformat(at)
+                                                             .astimezone(office.calendar.tz)))]
     for line in lines:
         print(line)
     return office.finish([])

@@ -10,7 +10,7 @@ import sys
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from saraban_mail import oauth
+from saraban_mail import oauth, space
 from saraban_mail.audit import Audit
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
@@ -80,7 +80,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 for a in registers
             ],
             "watched": [_watch_health(journal, w.name, w.watched_address) for w in config.watch],
+            # The quota as the last poll read it: null before any, {} where there is none.
+            "mailbox_space": json.loads(journal.get_meta("mailbox_space") or "null"),
         }
+        usage = space.Usage.from_json(journal.get_meta("mailbox_space"))
+        status["warnings"] += space.warnings(usage, config.quota.warn_percent)
     finally:
         journal.close()
     if args.json:
@@ -231,6 +235,8 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
             state = f"FAILING at {seen['checked_at'][:16]}: {seen['error']}{since}"
         print(f"watched {seen['name']} ({seen['address']}): {state}; "
               f"{seen['copied']} request(s) copied in all")
+    if status["mailbox_space"] is not None:
+        print(space.line(space.Usage.from_json(json.dumps(status["mailbox_space"]))))
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:
@@ -277,6 +283,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"extra folders read like the inbox: {', '.join(f.extra)}")
         warnings += [f"imap.extra_folders: the server has no folder '{name}'"
                      for name in f.missing]
+        from saraban_mail.mailbox_space import quota
+
+        try:
+            usage = quota(box, now())
+            print(space.line(usage))
+            warnings += space.warnings(usage, config.quota.warn_percent)
+        except SarabanError as exc:  # the other checks still run and are shown
+            warnings.append(f"mailbox space: {exc}")
     finally:
         box.close()
     for watch in config.watch:

@@ -1,9 +1,10 @@
 """One poll: the driver. It runs the stages in order, times each, and notes the poll.
 
-    watched → intake → reviewing (decisions) → numbering → registering → notes
-            → reviewing (the list) → clerk_instructions → bounces → housekeeping → heads_daily → sending
+    watched → intake → reviewing (decisions) → numbering → keeping (records) → registering
+            → notes → reviewing (the list) → clerk_instructions → bounces → housekeeping
+            → heads_daily → sending
             → registering (acknowledgement times) → delivering (results)
-            → mailbox_actions → alerts
+            → mailbox_actions → keeping (space: quota, Trash, archive) → alerts
 
 Each stage is a module of this package with a `run(ctx, report)`: it takes its work from
 the journal and marks it done there, so a poll that crashes anywhere is finished by the
@@ -29,6 +30,7 @@ from saraban_mail.poll import (
     heads_daily,
     housekeeping,
     intake,
+    keeping,
     mailbox_actions,
     notes,
     numbering,
@@ -58,14 +60,15 @@ def stages(ctx: Context, poll_id: str) -> list[tuple[str, Stage]]:
         found.append(("review", reviewing.run))
     found.append(("number", numbering.run))
     if not ctx.dry_run:
-        found += [("write_register", registering.run), ("register_notes", notes.run),
+        found += [("keep_records", keeping.run_records),
+                  ("write_register", registering.run), ("register_notes", notes.run),
                   ("write_review", reviewing.write),
                   ("clerk_instructions", clerk_instructions.run), ("bounces", bounces.run),
                   ("housekeeping", housekeeping.run), ("heads_daily", heads_daily.run),
                   ("send", sending.run),
                   ("register_acks", registering.run_after_send),
                   ("results", delivering.run), ("apply_actions", mailbox_actions.run),
-                  ("alert", alerts.run)]
+                  ("space", keeping.run), ("alert", alerts.run)]
     return found
 
 

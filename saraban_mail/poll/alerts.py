@@ -1,6 +1,6 @@
 """Stage 9, the administrator's alert: what needs a person (OAuth2 token trouble; Junk,
-Trash or Sent not found; the seal's certificate or TSA; a poll that could not start), mailed to
-agency.admin_email at most once a day."""
+Trash or Sent not found; the seal's certificate or TSA; a mailbox near its quota; a poll that
+could not start), mailed to agency.admin_email at most once a day."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from saraban_mail import oauth
+from saraban_mail import oauth, space
 from saraban_mail.config import Config
 from saraban_mail.errors import SendError
 from saraban_mail.journal import Journal
 from saraban_mail.poll.context import Context, PollReport
 from saraban_mail.send import Outgoing, Transport
+from saraban_mail.space import Usage
 
 log = logging.getLogger("saraban_mail")
 
 
 def run(ctx: Context, report: PollReport) -> None:
+    usage = Usage.from_json(ctx.journal.get_meta("mailbox_space"))
     alert_admin(ctx.journal, ctx.config, ctx.transport, ctx.clock(),
                 oauth.warnings(ctx.config, ctx.clock()) + list(ctx.mailbox.folders.problems)
+                + space.warnings(usage, ctx.config.quota.warn_percent)
                 + seal_warnings(ctx))
 
 

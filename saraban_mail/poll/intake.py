@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 
-from saraban_mail import matters
+from saraban_mail import matters, records
 from saraban_mail.bounces import Bounce, read_bounce
 from saraban_mail.calendar import ack_due, official_received_at
 from saraban_mail.classify import Category, Decision, classify
@@ -255,6 +255,9 @@ def make_record(ctx: Context, fetched: Fetched, mail: Incoming, d: Decision, *,
         # Mail that may be registered (a person decides needs_review): its phone numbers.
         phones=phones_in(f"{mail.subject}\n{mail.text}", (ctx.config.agency.phone,))
         if d.category.registered or d.category == Category.NEEDS_REVIEW else (),
+        # The hash of the mail as it arrived, for the record kept of it (records.py).
+        raw_sha256=hashlib.sha256(fetched.raw).hexdigest()
+        if d.category.registered or d.category == Category.NEEDS_REVIEW else "",
     )
 
 
@@ -316,8 +319,8 @@ def keep_files(ctx: Context, mail: Incoming, category: Category, raw: bytes) -> 
     if category == Category.NEEDS_REVIEW:
         private_write(data / "review" / f"{mail.identity}.eml", raw)
     elif category.registered:
-        if ctx.rules.units.units:  # forwarded to its unit at numbering, and on a re-route
-            private_write(data / "mail" / f"{mail.identity}.eml", raw)
+        # The mail as it arrived, until its receipt number names it (records.keep).
+        records.keep_pending(ctx.config, mail.identity, raw)
         for index, attachment in enumerate(mail.attachments, start=1):
             private_write(data / "attachments" / mail.identity[:20] /
                           f"{index:02d}-{safe_filename(attachment.name)}", attachment.data)

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from saraban_mail import review
-from saraban_mail.calendar import BusinessCalendar
+from saraban_mail import records, review
+from saraban_mail.calendar import BusinessCalendar, buddhist_year
 from saraban_mail.config import Config
 from saraban_mail.errors import RegisterError
 from saraban_mail.journal import Journal
@@ -63,6 +63,9 @@ def register_row(config: Config, calendar: BusinessCalendar, junk: str | None, r
                        "(วันเวลารับตามกฎหมายคือเมื่ออีเมลเข้าระบบ จึงลงรับและตอบรับล่าช้า)")
     if record.folder == junk:
         remarks.append("พบในโฟลเดอร์อีเมลขยะ ย้ายเข้ากล่องจดหมายแล้ว")
+    kept = records.register_line(buddhist_year(record.official_received_at), number, record)
+    if kept:  # the mail itself, as it arrived: what archiving the mailbox may not lose
+        remarks.append(kept)
     letter = record.letter
     if letter is not None and not record.requester:
         remarks.append("ไม่ส่งหลักฐานการรับ: ผู้ส่งเป็นระบบอัตโนมัติหรือรายชื่อผู้รับ (no-reply)")
