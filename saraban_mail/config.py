@@ -8,7 +8,7 @@ import os
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
@@ -39,6 +39,9 @@ class Agency(_Section):
     # The mail administrator: told by email, at most once a day, of what needs a person
     # (login failing, the OAuth2 token near its end).
     admin_email: str = ""
+    # ผู้รับผิดชอบข้อมูลส่วนบุคคล: the person answerable for the personal data kept
+    # [seed 004 §2 ข้อ ๕, seed 002 init §1.8]; shown by `status`.
+    data_custodian: str = ""
 
     @property
     def domain(self) -> str:
@@ -274,6 +277,37 @@ class Paths(_Section):
     register_dir: Path = Path("register")
     rules_dir: Path = Path("rules")
     templates_dir: Path = Path("templates")
+    # Each registered mail as it arrived: records/YEAR/rx-NNNN.eml.
+    records_dir: Path = Path("records")
+
+
+# A period: "30d", "12m", "10y", or "forever" (kept, never purged).
+Period = Annotated[str, Field(pattern=r"^(\d{1,4}[dmy]|forever)$")]
+
+
+class Retention(_Section):
+    """How long each kind of record is kept (retention.py decides; README cites the sources).
+    The saraban regulation keeps records at least 10 years unless a rule says otherwise
+    (ระเบียบฯ งานสารบรรณ ข้อ ๕๗); personal data only as long as needed [seed 004 §2 ข้อ ๔].
+    Registers are never purged; passwords are never stored."""
+
+    request_records: Period = "10y"   # records/: each registered mail (.eml)
+    attachments: Period = "10y"       # data/attachments/: the files that came with it
+    identity_evidence: Period = "30d"  # data/matters/: after the matter closed
+    video_call_images: Period = "30d"  # evidence of a video call: after the matter closed
+    review_copies: Period = "90d"      # data/review/, register/review/: after the decision
+    result_pdfs: Period = "10y"        # outbox/sent/: results as sent
+    mail_archive: Period = "10y"       # the mailbox archive (archive.dir)
+    logs: Period = "1y"                # logs/ under data/ (journald keeps its own)
+
+
+class Backup(_Section):
+    """`saraban-mail backup`: where, and how many of the dated folders to keep."""
+
+    dest: Path | None = None  # unset: no backup after the afternoon poll
+    keep_daily: int = Field(default=7, ge=1)
+    keep_weekly: int = Field(default=4, ge=0)
+    keep_monthly: int = Field(default=12, ge=0)
 
 
 class Staff(_Section):
@@ -349,6 +383,8 @@ class Config(BaseSettings):
     results: Results = Field(default_factory=Results)
     followup: Followup = Field(default_factory=Followup)
     paths: Paths = Field(default_factory=Paths)
+    retention: Retention = Field(default_factory=Retention)
+    backup: Backup = Field(default_factory=Backup)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)
     watching: Watching = Field(default_factory=Watching)
@@ -426,7 +462,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     mailbox = config.mailbox.model_copy(update={"maildir": absolute(config.mailbox.maildir)})
     smtp = config.smtp.model_copy(update={"pickup_dir": absolute(config.smtp.pickup_dir)})
     results = config.results.model_copy(update={"outbox_dir": absolute(config.results.outbox_dir)})
+    backup = config.backup.model_copy(
+        update={"dest": absolute(config.backup.dest) if config.backup.dest else None})
     return config.model_copy(
         update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "results": results,
-                "source": base}
+                "backup": backup, "source": base}
     )

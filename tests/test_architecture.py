@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "saraban_mail"
 
 # Pure decisions over plain values: they may import each other, never the shell.
 CORE = {"category", "classify", "rules", "calendar", "record", "layout", "thaitext", "audit",
-        "schedule", "replies", "errors", "parse", "review", "bounces", "letters"}
+        "schedule", "replies", "errors", "parse", "review", "bounces", "letters", "retention"}
 SHELL = {"mailbox", "maildir", "send", "journal", "register", "service", "poll", "cli", "files",
          "oauth", "watch", "watcher", "results", "matters", "config", "demo"}
 # One concept each, longer than 400 lines for that reason (see ARCHITECTURE.md).

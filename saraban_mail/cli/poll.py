@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
-from saraban_mail.config import load_config
+from saraban_mail.config import config_path, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, last_poll, now, run_poll
@@ -175,7 +175,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.warning("%s", problem)
         log.info("poll done: %d message(s) handled, %d problem(s)", len(report.records),
                     len(report.problems))
+        _backup_after(config, args.config)
         return True
+
+    def _backup_after(config, given: str | None) -> None:
+        """[backup] dest: a backup after the afternoon poll, once a working day."""
+        from saraban_mail.backup import last_backup, make_backup, note_backup
+
+        if config.backup.dest is None:
+            return
+        noted = last_backup(config)
+        last = datetime.fromisoformat(noted["at"]).astimezone(daemon.cal.tz).date() if noted else None
+        moment = now()
+        if not schedule.backup_due(daemon.cal, daemon.times, moment, last):
+            return
+        try:
+            made = make_backup(config, config_path(given).absolute(), config.backup.dest, moment)
+        except SarabanError as exc:  # the service goes on; status and the log say why
+            log.error("backup failed: %s", exc)
+            return
+        note_backup(config, made, moment)
+        log.info("backup %s: %d file(s), verified", made.folder, made.files)
 
     def previous(config) -> datetime | None:
         found = last_poll(config)

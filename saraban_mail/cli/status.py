@@ -14,12 +14,14 @@ from saraban_mail import oauth
 from saraban_mail.audit import Audit
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
+from saraban_mail.cli.keeping import personal_line
 from saraban_mail.cli.registers import audit_registers
 from saraban_mail.cli.review import line as review_line
 from saraban_mail.cli.review import waiting
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
+from saraban_mail.keeping import held
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
 from saraban_mail.thaitext import thai_date, thai_iso
@@ -77,6 +79,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 for a in registers
             ],
             "watched": [_watch_health(journal, w.name, w.watched_address) for w in config.watch],
+            # Personal data held, by retention kind, and its custodian [seed 004 §2 ข้อ ๔–๕].
+            "personal_data": held(config, journal, today, calendar.tz),
         }
     finally:
         journal.close()
@@ -214,6 +218,7 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
             state = f"FAILING at {seen['checked_at'][:16]}: {seen['error']}{since}"
         print(f"watched {seen['name']} ({seen['address']}): {state}; "
               f"{seen['copied']} request(s) copied in all")
+    print(personal_line(status["personal_data"]))
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:
