@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -228,42 +229,70 @@ def make_backup(config: Config, config_file: Path, dest: Path, now: datetime) ->
     partial = dest / f".{name}.partial"
     try:
         private_dir(dest)
-        if partial.exists():
-            shutil.rmtree(partial)
-        private_dir(partial)
-        rows = _snapshot_journal(config.paths.data_dir, partial / JOURNAL)
-        manifest: dict[str, str] = {JOURNAL: _hash(partial / JOURNAL)}
-        for role, folder in folders_of(config).items():
-            for path in _walk(folder):
-                relative = f"{role}/{path.relative_to(folder).as_posix()}"
-                manifest[relative] = _copy(path, partial / relative)
-                if path.suffix == ".xlsx" and not _workbook_opens(partial / relative):
-                    manifest[relative] = _copy(path, partial / relative)  # caught mid-save
-                    if not _workbook_opens(partial / relative):
-                        raise BackupError(f"{path} does not open as a workbook")
-        raw = tomllib.loads(decode_config(config_file.read_bytes(), config_file))
-        text, dropped = safe_config(raw)
-        extra = {"config.toml": text.encode(), "README.txt": README.format(
-            made=now.isoformat(timespec="seconds"), agency=config.agency.name_en, name=name,
-            dropped="\n".join([f"- {d}" for d in dropped] + [
-                "- passwords given by SARABAN_* variables, and password files "
-                "(imap/smtp password_file: only their names were kept)"])).encode()}
-        for relative, data in extra.items():
-            (partial / relative).write_bytes(data)
-            os.chmod(partial / relative, 0o600)
-            manifest[relative] = hashlib.sha256(data).hexdigest()
-        (partial / MANIFEST).write_text(json.dumps(
-            {"made_at": now.isoformat(), "journal_rows": rows, "files": manifest},
-            ensure_ascii=False, indent=1), encoding="utf-8")
-        os.chmod(partial / MANIFEST, 0o600)
-        _fsync(partial / MANIFEST)
-        size = verify(partial)
-        os.rename(partial, final)
-        _fsync(dest)
+        with _only_one(dest):
+            _make(config, config_file, partial, now, name)
+            verify(partial)
+            os.rename(partial, final)
+            _fsync(dest)
     except OSError as exc:
         raise BackupError(f"cannot write the backup in {dest}: {exc.strerror or exc}") from None
+    manifest = json.loads((final / MANIFEST).read_text(encoding="utf-8"))
     pruned = prune(dest, config)
-    return Made(final, len(manifest), size, rows, tuple(pruned))
+    return Made(final, len(manifest["files"]), verify(final), manifest["journal_rows"],
+                tuple(pruned))
+
+
+@contextmanager
+def _only_one(dest: Path) -> Iterator[None]:
+    """One backup at a time into a folder (the daemon's and a person's); holding it, the
+    folders a killed backup left half written are removed."""
+    descriptor = os.open(dest / ".saraban-backup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - Windows: one scheduled backup at a time
+            pass
+        except OSError:
+            raise BackupError(f"another backup is being written to {dest}") from None
+        for half in dest.glob(".saraban-backup-*.partial"):
+            shutil.rmtree(half)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _make(config: Config, config_file: Path, partial: Path, now: datetime, name: str) -> None:
+    """Everything into `partial`, with MANIFEST.json written last."""
+    private_dir(partial)
+    rows = _snapshot_journal(config.paths.data_dir, partial / JOURNAL)
+    manifest: dict[str, str] = {JOURNAL: _hash(partial / JOURNAL)}
+    for role, folder in folders_of(config).items():
+        for path in _walk(folder):
+            relative = f"{role}/{path.relative_to(folder).as_posix()}"
+            manifest[relative] = _copy(path, partial / relative)
+            if path.suffix == ".xlsx" and not _workbook_opens(partial / relative):
+                manifest[relative] = _copy(path, partial / relative)  # caught mid-save
+                if not _workbook_opens(partial / relative):
+                    raise BackupError(f"{path} does not open as a workbook")
+    raw = tomllib.loads(decode_config(config_file.read_bytes(), config_file))
+    text, dropped = safe_config(raw)
+    extra = {"config.toml": text.encode(), "README.txt": README.format(
+        made=now.isoformat(timespec="seconds"), agency=config.agency.name_en, name=name,
+        dropped="\n".join([f"- {d}" for d in dropped] + [
+            "- passwords given by SARABAN_* variables, and password files "
+            "(imap/smtp password_file: only their names were kept)"])).encode()}
+    for relative, data in extra.items():
+        (partial / relative).write_bytes(data)
+        os.chmod(partial / relative, 0o600)
+        _fsync(partial / relative)
+        manifest[relative] = hashlib.sha256(data).hexdigest()
+    (partial / MANIFEST).write_text(json.dumps(
+        {"made_at": now.isoformat(), "journal_rows": rows, "files": manifest},
+        ensure_ascii=False, indent=1), encoding="utf-8")
+    os.chmod(partial / MANIFEST, 0o600)
+    _fsync(partial / MANIFEST)
 
 
 def verify(folder: Path) -> int:
@@ -314,7 +343,11 @@ def restore(source: Path, target: Path) -> list[str]:
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty: restore only onto an empty folder")
     manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    private_dir(target)
+    if not target.exists():
+        # Like an installed office: the clerks pass through it to register/ and outbox/;
+        # data/, records/ and config.toml inside stay the service's alone.
+        target.mkdir(parents=True)
+        os.chmod(target, 0o755)
     _copy(source / "config.toml", target / "config.toml")
     config = load_config(target / "config.toml")
     for relative in manifest["files"]:

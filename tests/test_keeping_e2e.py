@@ -181,3 +181,44 @@ def test_purge_follows_the_retention_table_and_never_touches_a_register(
 
     status = json.loads(keeping(office, "status", "--json").stdout)
     assert status["personal_data"]["purged"] >= 4
+
+
+def test_as_the_office_runs_the_backup_is_the_services_alone_and_a_restore_is_the_clerks_again(
+        office_accounts, office_folder):
+    from tests.accounts import run_as, user_env
+    from tests.test_clerk_files import (
+        OPEN_FOR_WRITING,
+        assert_shared,
+        clerk_run,
+        deliver,
+        service_office,
+        service_poll,
+    )
+
+    accounts = office_accounts
+    office = office_folder.parent
+    config = service_office(accounts, office_folder)
+    deliver(accounts, office, 1)
+    assert service_poll(accounts, config).returncode == 0
+
+    def as_service(*args: str):
+        return run_as(accounts.service, [accounts.python, "-m", "saraban_mail", *args],
+                      umask=0o077, env=user_env(accounts.service))
+
+    made = as_service("backup", str(office / "usb"), "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    (backup,) = (office / "usb").iterdir()
+    copy = backup / "register" / "incoming-2569.xlsx"
+    assert clerk_run(accounts, OPEN_FOR_WRITING, str(copy)).returncode != 0  # personal data
+
+    restored = office / "restored"
+    done = as_service("restore", str(backup), str(restored))
+    assert done.returncode == 0, done.stderr
+    book = restored / "register" / "incoming-2569.xlsx"
+    assert_shared(accounts, book)
+    info = (restored / "register").stat()
+    assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (accounts.gid, 0o2770)
+    assert stat.S_IMODE((restored / "data").stat().st_mode) == 0o700
+    assert clerk_run(accounts, OPEN_FOR_WRITING, str(book)).returncode == 0
+    again = service_poll(accounts, restored / "config.toml")
+    assert again.returncode == 0 and records(again) == [], again.stderr
