@@ -7,7 +7,6 @@ a file, not the whole backup. Written as `.NAME.partial` and renamed once verifi
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from saraban_mail.config import Config
-from saraban_mail.config_text import decode_config
+from saraban_mail.config_text import decode_config, safe_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.files import private_dir, share_file, shared_dir
 from saraban_mail.retention import backups_to_keep
@@ -35,9 +34,6 @@ JOURNAL = "data/journal.sqlite3"
 # instead), OAuth tokens (renewed by `saraban-mail auth`), office programs' lock files.
 SKIP = re.compile(r"^(poll\.lock|journal\.sqlite3(-wal|-shm|-journal)?|oauth-token.*\.json|"
                   r"~\$.*|\.~lock\..*#)$")
-# Keys holding a secret, by section: dropped from the config copy (README.txt says so).
-SECRET_KEYS = {"imap": ("password",), "smtp": ("password",), "watch": ("password",),
-               "oauth": ("client_secret",)}
 # Where each folder goes inside a backup (and a restored office): the default layout.
 FOLDERS = ("data", "register", "records", "outbox", "archive", "rules", "templates")
 
@@ -157,49 +153,6 @@ def _workbook_opens(path: Path) -> bool:
         return True
     except Exception:  # any reason a workbook does not open: copied again once
         return False
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return value.isoformat()  # date, time, datetime: TOML's own forms
-
-
-def safe_config(raw: dict[str, Any]) -> tuple[str, list[str]]:
-    """The config as TOML with its secrets dropped and its folders at the backup's layout;
-    and what was dropped (to be supplied again)."""
-    dropped = []
-    raw = copy.deepcopy(raw)
-    for section, keys in SECRET_KEYS.items():
-        entries = raw.get(section)
-        for entry in entries if isinstance(entries, list) else [entries] if entries else []:
-            for key in keys:
-                if entry.pop(key, None):
-                    dropped.append(f"{section}.{key}" + (f" ({entry.get('name')})"
-                                                         if section == "watch" else ""))
-    raw.setdefault("paths", {}).update(data_dir="data", register_dir="register",
-                                       records_dir="records", rules_dir="rules",
-                                       templates_dir="templates")
-    raw.setdefault("results", {})["outbox_dir"] = "outbox"
-    if isinstance(raw.get("archive"), dict) and raw["archive"].get("dir"):
-        raw["archive"]["dir"] = "archive"
-    lines = ["# saraban-mail configuration, from a backup: secrets removed (see README.txt)"]
-    for section, body in raw.items():
-        tables = body if isinstance(body, list) else [body]
-        for table in tables:
-            if not isinstance(table, dict):
-                continue
-            lines.append(f"\n[[{section}]]" if isinstance(body, list) else f"\n[{section}]")
-            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
-    return "\n".join(lines) + "\n", dropped
 
 
 README = """saraban-mail backup made {made} of {agency}
@@ -386,3 +339,20 @@ def note_backup(config: Config, made: Made, now: datetime) -> None:
             {"at": now.isoformat(), "folder": str(made.folder), "files": made.files}))
     finally:
         journal.close()
+
+
+def warnings(config: Config, moment: datetime) -> list[str]:
+    """For check and status: a backup destination that is not there (a disk not mounted),
+    or the daemon's backup overdue. (An unnamed custodian is shown by status, not warned.)"""
+    found = []
+    if config.backup.dest is not None:
+        dest = config.backup.dest
+        if not dest.is_dir() or not os.access(dest, os.W_OK):
+            found.append(f"the backup folder {dest} is missing or not writable "
+                         "(is the disk mounted, the share connected?)")
+        noted = last_backup(config)
+        if noted is None:
+            found.append("[backup] dest is set but no backup was made yet")
+        elif (moment - datetime.fromisoformat(noted["at"])).days >= 4:
+            found.append(f"the last backup is of {noted['at'][:10]}, more than 3 days ago")
+    return found

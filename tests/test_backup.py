@@ -111,3 +111,18 @@ def test_old_backups_are_pruned_by_the_keep_rule(little_office, tmp_path):
     assert "saraban-backup-20261201-170000" in left  # the newest
     assert "saraban-backup-20260115-170000" not in left  # neither daily, weekly nor monthly
     assert "saraban-backup-20260128-170000" in left  # the last of its month
+
+
+def test_check_and_status_warn_when_the_backup_disk_is_not_there(little_office, tmp_path):
+    from saraban_mail.backup import note_backup, warnings
+
+    config, file = little_office
+    assert warnings(config, datetime(2026, 11, 30, tzinfo=BANGKOK)) == []  # no dest: no backup asked
+    config = config.model_copy(update={"backup": config.backup.model_copy(
+        update={"dest": tmp_path / "usb"})})
+    found = warnings(config, datetime(2026, 11, 30, tzinfo=BANGKOK))
+    assert any("is the disk mounted" in w for w in found)
+    made = make_backup(config, file, tmp_path / "usb", datetime(2026, 11, 30, 17, tzinfo=BANGKOK))
+    note_backup(config, made, datetime(2026, 11, 30, 17, tzinfo=BANGKOK))
+    assert warnings(config, datetime(2026, 12, 2, 17, tzinfo=BANGKOK)) == []
+    assert "more than 3 days ago" in warnings(config, datetime(2026, 12, 5, tzinfo=BANGKOK))[0]

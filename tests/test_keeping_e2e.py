@@ -47,7 +47,7 @@ def test_backup_destroy_restore_poll_loses_nothing_and_repeats_nothing(
     dest = tmp_path / "usb-disk"
     made = cli("backup", str(dest), "--config", str(office))
     assert made.returncode == 0, made.stderr
-    (backup,) = [p for p in dest.iterdir()]
+    (backup,) = dest.glob("saraban-backup-*")
     assert backup.name.startswith("saraban-backup-2026") and "verified" in made.stdout
     # private to the service user: the backup holds personal data
     assert stat.S_IMODE(backup.stat().st_mode) == 0o700
@@ -91,7 +91,7 @@ def test_a_backup_keeps_no_secret_and_says_what_to_supply_again(office, tmp_path
     set_clock(monkeypatch, at(16, 11))
     made = cli("backup", str(tmp_path / "dest"), "--config", str(office))
     assert made.returncode == 0, made.stderr
-    (backup,) = (tmp_path / "dest").iterdir()
+    (backup,) = (tmp_path / "dest").glob("saraban-backup-*")
     for path in backup.rglob("*"):
         assert not path.is_file() or secret.encode() not in path.read_bytes(), path
     assert not (backup / "data" / "oauth-token.json").exists()
@@ -107,7 +107,7 @@ def test_a_damaged_backup_is_refused_by_restore(office, tmp_path, monkeypatch):
     shutil.move(tmp_path / "journal.sqlite3", tmp_path / "data" / "journal.sqlite3")
     set_clock(monkeypatch, at(16, 11))
     assert cli("backup", str(tmp_path / "dest"), "--config", str(office)).returncode == 0
-    (backup,) = (tmp_path / "dest").iterdir()
+    (backup,) = (tmp_path / "dest").glob("saraban-backup-*")
     (backup / "register" / "incoming-2569.xlsx").write_bytes(b"changed")
     refused = cli("restore", str(backup), str(tmp_path / "new"))
     assert refused.returncode == 2
@@ -207,7 +207,7 @@ def test_as_the_office_runs_the_backup_is_the_services_alone_and_a_restore_is_th
 
     made = as_service("backup", str(office / "usb"), "--config", str(config))
     assert made.returncode == 0, made.stderr
-    (backup,) = (office / "usb").iterdir()
+    (backup,) = (office / "usb").glob("saraban-backup-*")
     copy = backup / "register" / "incoming-2569.xlsx"
     assert clerk_run(accounts, OPEN_FOR_WRITING, str(copy)).returncode != 0  # personal data
 

@@ -10,7 +10,7 @@ import sys
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from saraban_mail import oauth
+from saraban_mail import backup, oauth
 from saraban_mail.audit import Audit
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
@@ -71,7 +71,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "undeliverable": _undeliverable(journal),
             # Mail a person must decide (needs_review), each with its deadline.
             "review": waiting(journal),
-            "warnings": late_poll + oauth.warnings(config, moment),
+            "warnings": late_poll + oauth.warnings(config, moment) + backup.warnings(config, moment),
+            "last_backup": json.loads(journal.get_meta("last_backup") or "null"),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
                  "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
@@ -219,6 +220,9 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
         print(f"watched {seen['name']} ({seen['address']}): {state}; "
               f"{seen['copied']} request(s) copied in all")
     print(personal_line(status["personal_data"]))
+    done = status["last_backup"]
+    print(f"last backup: {thai_iso(done['at'], tz)} in {done['folder']}" if done else
+          "last backup: none (saraban-mail backup DEST)")
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:
@@ -288,7 +292,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Windows has no such mode bits: there the folder's ACL is the administrator's to set.
     if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:
         warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
-    warnings += oauth.warnings(config, now())
+    warnings += oauth.warnings(config, now()) + backup.warnings(config, now())
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PENDING if warnings else EXIT_OK
