@@ -8,7 +8,7 @@ import os
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
@@ -282,7 +282,7 @@ class Paths(_Section):
 
 
 # A period: "30d", "12m", "10y", or "forever" (kept, never purged).
-Period = Annotated[str, Field(pattern=r"^(\d{1,4}[dmy]|forever)$")]
+Period = str
 
 
 class Retention(_Section):
@@ -299,6 +299,16 @@ class Retention(_Section):
     result_pdfs: Period = "10y"        # outbox/sent/: results as sent
     mail_archive: Period = "10y"       # the mailbox archive (archive.dir)
     logs: Period = "1y"                # logs/ under data/ (journald keeps its own)
+
+    @field_validator("*")
+    @classmethod
+    def _period(cls, value: str, info) -> str:
+        import re
+
+        if not re.fullmatch(r"\d{1,4}[dmy]|forever", value.strip()):
+            raise ValueError(f"{info.field_name} must be a period such as \"30d\", \"12m\", "
+                             f"\"10y\" or \"forever\", not {value!r}")
+        return value.strip()
 
 
 class Backup(_Section):

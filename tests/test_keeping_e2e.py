@@ -142,6 +142,9 @@ def test_purge_follows_the_retention_table_and_never_touches_a_register(
 
     # 40 days on: the video-call image of the closed matter is due, nothing else
     set_clock(monkeypatch, at(26, 11, month=5))
+    held = json.loads(keeping(office, "status", "--json").stdout)["personal_data"]["by_kind"]
+    assert held["video_call_images"]["count"] == 1 and held["request_records"]["count"] == 2
+    assert held["request_records"]["oldest_days"] == 40  # received 16 April
     listed = keeping(office, "purge", "--dry-run")
     assert listed.returncode == 0, listed.stderr
     assert "video_call_images=30d" in listed.stdout and "request_records" not in listed.stdout
@@ -181,6 +184,9 @@ def test_purge_follows_the_retention_table_and_never_touches_a_register(
 
     status = json.loads(keeping(office, "status", "--json").stdout)
     assert status["personal_data"]["purged"] >= 4
+    assert "attachments" not in status["personal_data"]["by_kind"]  # purged with approval
+    shown = keeping(office, "status").stdout
+    assert "custodian: not named: set [agency] data_custodian" in shown
 
 
 def test_as_the_office_runs_the_backup_is_the_services_alone_and_a_restore_is_the_clerks_again(

@@ -103,3 +103,12 @@ def test_the_daemon_backs_up_once_a_working_day_after_the_afternoon_poll():
     assert backup_due(cal, times, datetime(2026, 11, 30, 16, 2, tzinfo=BANGKOK), None)
     assert not backup_due(cal, times, datetime(2026, 11, 30, 16, 2, tzinfo=BANGKOK), monday)
     assert not backup_due(cal, times, datetime(2026, 11, 29, 16, 2, tzinfo=BANGKOK), None)  # Sunday
+
+
+def test_a_period_written_in_words_is_one_clear_line(tmp_path):
+    from saraban_mail.config import load_config
+    from saraban_mail.errors import ConfigError
+
+    (tmp_path / "config.toml").write_text('[retention]\nidentity_evidence = "30 days"\n')
+    with pytest.raises(ConfigError, match=r'identity_evidence must be a period such as "30d"'):
+        load_config(tmp_path / "config.toml")
