@@ -17,10 +17,11 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.config import Config
 from saraban_mail.config_text import decode_config, safe_config
 from saraban_mail.errors import SarabanError
@@ -356,3 +357,20 @@ def warnings(config: Config, moment: datetime) -> list[str]:
         elif (moment - datetime.fromisoformat(noted["at"])).days >= 4:
             found.append(f"the last backup is of {noted['at'][:10]}, more than 3 days ago")
     return found
+
+
+def after_poll(config: Config, config_file: Path, cal: BusinessCalendar, times: list[time],
+               moment: datetime) -> Made | None:
+    """The daemon's backup ([backup] dest): after the afternoon poll, once a working day
+    (schedule.backup_due). None when none is due or none is asked."""
+    from saraban_mail.schedule import backup_due
+
+    if config.backup.dest is None:
+        return None
+    noted = last_backup(config)
+    last = datetime.fromisoformat(noted["at"]).astimezone(cal.tz).date() if noted else None
+    if not backup_due(cal, times, moment, last):
+        return None
+    made = make_backup(config, config_file, config.backup.dest, moment)
+    note_backup(config, made, moment)
+    return made

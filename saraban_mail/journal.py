@@ -1006,10 +1006,12 @@ class Journal:
         self.db.execute("UPDATE disposal_lists SET approved_by = ?, approved_at = ?"
                         " WHERE year = ? AND approved_at IS NULL", (by, _iso(now), year))
 
-    def message_facts(self) -> list[sqlite3.Row]:
+    def message_facts(self, subjects: bool = True) -> list[sqlite3.Row]:
         """Each message's identity, receipt, subject, official time and review decision:
-        what keeping.py needs to date the files kept of it."""
+        what keeping.py needs to date the files kept of it. Without subjects (status), the
+        wide record column is not read."""
+        subject = "json_extract(m.record, '$.subject')" if subjects else "''"
         return self.db.execute(
             "SELECT m.identity, m.receipt_year, m.receipt_no, m.official_received_at,"
-            " json_extract(m.record, '$.subject') AS subject, r.decided_at"
+            f" {subject} AS subject, r.decided_at"
             " FROM messages m LEFT JOIN reviews r ON r.message = m.id").fetchall()

@@ -56,10 +56,10 @@ def archive_dir(config: Config) -> Path | None:
     return Path(folder) if folder else None
 
 
-def inventory(config: Config, journal: Journal, tz: tzinfo) -> list[Item]:
+def inventory(config: Config, journal: Journal, tz: tzinfo, subjects: bool = True) -> list[Item]:
     """Every file a retention kind covers, dated from the journal where it knows the date."""
     base = config.source or Path.cwd()
-    facts = journal.message_facts()
+    facts = journal.message_facts(subjects)
     by_prefix = {row["identity"][:20]: row for row in facts}
     by_ref = {row["identity"][:12]: row for row in facts}
     by_identity = {row["identity"]: row for row in facts}
@@ -237,7 +237,7 @@ def approve(config: Config, journal: Journal, year: int, by: str, now: datetime,
 def held(config: Config, journal: Journal, today: date, tz: tzinfo) -> dict:
     """Personal data held: count and oldest item by kind, and who answers for it."""
     by_kind: dict[str, dict] = {}
-    for item in inventory(config, journal, tz):
+    for item in inventory(config, journal, tz, subjects=False):
         if item.kind not in PERSONAL:
             continue
         entry = by_kind.setdefault(item.kind, {"count": 0, "oldest": item.created.isoformat()})

@@ -126,3 +126,28 @@ def test_check_and_status_warn_when_the_backup_disk_is_not_there(little_office, 
     note_backup(config, made, datetime(2026, 11, 30, 17, tzinfo=BANGKOK))
     assert warnings(config, datetime(2026, 12, 2, 17, tzinfo=BANGKOK)) == []
     assert "more than 3 days ago" in warnings(config, datetime(2026, 12, 5, tzinfo=BANGKOK))[0]
+
+
+def test_the_daemon_backs_up_after_the_afternoon_poll_once_a_working_day(little_office, tmp_path):
+    from datetime import time as clock
+
+    from saraban_mail.backup import after_poll
+    from saraban_mail.calendar import BusinessCalendar
+
+    config, file = little_office
+    cal, times = BusinessCalendar(), [clock(8, 30), clock(16, 0)]
+    assert after_poll(config, file, cal, times, datetime(2026, 11, 30, 16, 5, tzinfo=BANGKOK)) is None
+    config = config.model_copy(update={"backup": config.backup.model_copy(
+        update={"dest": tmp_path / "usb"})})
+
+    def at(day: int, hour: int, minute: int = 5):
+        return after_poll(config, file, cal, times, datetime(2026, 12, day, hour, minute,
+                                                             tzinfo=BANGKOK))
+
+    assert at(1, 8, 35) is None  # the morning poll
+    assert at(1, 16).folder.name == "saraban-backup-20261201-160500"
+    assert at(1, 16, 40) is None  # once a day
+    assert at(2, 16) is not None
+    assert at(5, 16) is None  # a Saturday
+    assert sorted(p.name for p in (tmp_path / "usb").glob("saraban-backup-*")) == [
+        "saraban-backup-20261201-160500", "saraban-backup-20261202-160500"]

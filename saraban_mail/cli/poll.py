@@ -180,22 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def _backup_after(config, given: str | None) -> None:
         """[backup] dest: a backup after the afternoon poll, once a working day."""
-        from saraban_mail.backup import last_backup, make_backup, note_backup
+        from saraban_mail.backup import after_poll
 
-        if config.backup.dest is None:
-            return
-        noted = last_backup(config)
-        last = datetime.fromisoformat(noted["at"]).astimezone(daemon.cal.tz).date() if noted else None
-        moment = now()
-        if not schedule.backup_due(daemon.cal, daemon.times, moment, last):
-            return
         try:
-            made = make_backup(config, config_path(given).absolute(), config.backup.dest, moment)
-        except SarabanError as exc:  # the service goes on; status and the log say why
+            made = after_poll(config, config_path(given).absolute(), daemon.cal, daemon.times, now())
+        except SarabanError as exc:  # the service goes on; status, check and the log say why
             log.error("backup failed: %s", exc)
             return
-        note_backup(config, made, moment)
-        log.info("backup %s: %d file(s), verified", made.folder, made.files)
+        if made is not None:
+            log.info("backup %s: %d file(s), verified", made.folder, made.files)
 
     def previous(config) -> datetime | None:
         found = last_poll(config)
