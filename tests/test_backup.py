@@ -151,3 +151,43 @@ def test_the_daemon_backs_up_after_the_afternoon_poll_once_a_working_day(little_
     assert at(5, 16) is None  # a Saturday
     assert sorted(p.name for p in (tmp_path / "usb").glob("saraban-backup-*")) == [
         "saraban-backup-20261201-160500", "saraban-backup-20261202-160500"]
+
+
+def test_the_config_copy_drops_every_secret_and_keeps_the_rest_loadable(tmp_path):
+    import tomllib
+
+    from saraban_mail.config_text import safe_config
+
+    raw = tomllib.loads('''
+[agency]
+name_th = "เทศบาล \\"ตัวอย่าง\\""
+[imap]
+password = "a1"
+password_file = "/etc/saraban/imap"
+[oauth]
+client_secret = "a2"
+[results]
+password = "auto"
+[policy]
+start_date = 2026-01-01
+[office_hours]
+open = 08:00:00
+[[watch]]
+name = "somsri"
+host = "imap.example.go.th"
+password = "a3"
+[[watch]]
+name = "somchai"
+host = "imap.example.go.th"
+''')
+    text, dropped = safe_config(raw)
+    assert dropped == ["imap.password", "watch.password (somsri)", "oauth.client_secret"]
+    assert not any(secret in text for secret in ('"a1"', '"a2"', '"a3"'))
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    assert config.results.password == "auto"  # a setting, not a secret
+    assert config.agency.name_th == 'เทศบาล "ตัวอย่าง"'
+    assert [w.name for w in config.watch] == ["somsri", "somchai"]
+    assert config.imap.password_file == Path("/etc/saraban/imap")
+    assert config.paths.register_dir == tmp_path / "register"
+    assert str(config.policy.start_date) == "2026-01-01" and config.office_hours.open.hour == 8
