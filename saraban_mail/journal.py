@@ -1015,3 +1015,11 @@ class Journal:
             "SELECT m.identity, m.receipt_year, m.receipt_no, m.official_received_at,"
             f" {subject} AS subject, r.decided_at"
             " FROM messages m LEFT JOIN reviews r ON r.message = m.id").fetchall()
+
+    def erase_result_mail(self, receipt_year: int, receipt_no: int) -> int:
+        """A result destroyed under the retention table: its mail's bytes (the PDF inside)
+        erased too, once sent and filed; secure_delete overwrites them. Rows erased."""
+        return self.db.execute(
+            "UPDATE results SET raw = x'' WHERE receipt_year = ? AND receipt_no = ?"
+            " AND sent_at IS NOT NULL AND filed_at IS NOT NULL AND length(raw) > 0",
+            (receipt_year, receipt_no)).rowcount

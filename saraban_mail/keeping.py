@@ -162,6 +162,9 @@ def purge(config: Config, journal: Journal, chosen: list[Due], now: datetime, ac
                 journal.note_purge(ref=item.item.ref, kind=item.item.kind, rule=item.rule,
                                    sha256=digest, year=item.item.year, number=item.item.number,
                                    book=item.item.book, now=now, actor=actor, list_year=list_year)
+                if item.item.kind == "result_pdfs" and item.item.number is not None:
+                    # The same PDF is in the journal, in the mail that carried it.
+                    journal.erase_result_mail(item.item.year or 0, item.item.number)
                 if (item.item.book == "incoming" and item.item.number is not None
                         and item.item.year is not None
                         and journal.events(item.item.year, item.item.number)):

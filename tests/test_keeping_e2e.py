@@ -177,6 +177,8 @@ def test_purge_follows_the_retention_table_and_never_touches_a_register(
     journal = sqlite3.connect(base / "data" / "journal.sqlite3")
     rules = {row[0] for row in journal.execute("SELECT rule FROM purges")}
     assert {"video_call_images=30d", "request_records=10y", "result_pdfs=10y"} <= rules
+    # the result's PDF is gone from the journal too (the mail that carried it)
+    assert journal.execute("SELECT length(raw) FROM results").fetchall() == [(0,)]
     approvals = journal.execute("SELECT approved_by FROM disposal_lists").fetchall()
     assert approvals == [("นายกเทศมนตรี",)]
     book = openpyxl.load_workbook(base / "register" / "to-dispose.xlsx")
