@@ -83,10 +83,14 @@ def test_a_backup_killed_at_any_moment_leaves_only_whole_backups(little_office, 
         started = subprocess.Popen([sys.executable, "-m", "saraban_mail", "backup", str(dest),
                                     "--config", str(file)], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 1.2))  # the moment of the kill, not a wait for time
+        # Kill once it has begun writing (the folder appears), at a random moment after.
+        half = dest / f".saraban-backup-202611{kill + 20}-170000.partial"
+        while started.poll() is None and not half.exists():
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))  # the moment of the kill, not a wait for time
         started.send_signal(signal.SIGKILL)
         started.wait()
-        mid_work += bool(list(dest.glob(".*.partial")))
+        mid_work += half.exists()
         for whole in dest.glob("saraban-backup-*"):
             verify(whole)  # whatever carries the final name is complete
     assert mid_work >= 3  # most kills landed while files were being copied
