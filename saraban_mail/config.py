@@ -39,6 +39,9 @@ class Agency(_Section):
     # The mail administrator: told by email, at most once a day, of what needs a person
     # (login failing, the OAuth2 token near its end).
     admin_email: str = ""
+    # ผู้รับผิดชอบข้อมูลส่วนบุคคล: the person answerable for the personal data kept
+    # [seed 004 §2 ข้อ ๕, seed 002 init §1.8]; shown by `status`.
+    data_custodian: str = ""
 
     @property
     def domain(self) -> str:
@@ -348,6 +351,45 @@ class Paths(_Section):
     templates_dir: Path = Path("templates")
 
 
+# A period: "30d", "12m", "10y", or "forever" (kept, never purged).
+Period = str
+
+
+class Retention(_Section):
+    """How long each kind of record is kept (retention.py decides; README cites the sources).
+    The saraban regulation keeps records at least 10 years unless a rule says otherwise
+    (ระเบียบฯ งานสารบรรณ ข้อ ๕๗); personal data only as long as needed [seed 004 §2 ข้อ ๔].
+    Registers are never purged; passwords are never stored."""
+
+    request_records: Period = "10y"   # records/: each registered mail (.eml)
+    attachments: Period = "10y"       # data/attachments/: the files that came with it
+    identity_evidence: Period = "30d"  # data/matters/: after the matter closed
+    video_call_images: Period = "30d"  # evidence of a video call: after the matter closed
+    review_copies: Period = "90d"      # data/review/, register/review/: after the decision
+    result_pdfs: Period = "10y"        # outbox/sent/: results as sent
+    mail_archive: Period = "10y"       # the mailbox archive (archive.dir)
+    logs: Period = "1y"                # logs/ under data/ (journald keeps its own)
+
+    @field_validator("*")
+    @classmethod
+    def _period(cls, value: str, info) -> str:
+        import re
+
+        if not re.fullmatch(r"\d{1,4}[dmy]|forever", value.strip()):
+            raise ValueError(f"{info.field_name} must be a period such as \"30d\", \"12m\", "
+                             f"\"10y\" or \"forever\", not {value!r}")
+        return value.strip()
+
+
+class Backup(_Section):
+    """`saraban-mail backup`: where, and how many of the dated folders to keep."""
+
+    dest: Path | None = None  # unset: no backup after the afternoon poll
+    keep_daily: int = Field(default=7, ge=1)
+    keep_weekly: int = Field(default=4, ge=0)
+    keep_monthly: int = Field(default=12, ge=0)
+
+
 class Staff(_Section):
     addresses: list[str] = Field(default_factory=list)
 
@@ -426,6 +468,8 @@ class Config(BaseSettings):
     paths: Paths = Field(default_factory=Paths)
     quota: Quota = Field(default_factory=Quota)
     archive: Archive = Field(default_factory=Archive)
+    retention: Retention = Field(default_factory=Retention)
+    backup: Backup = Field(default_factory=Backup)
     staff: Staff = Field(default_factory=Staff)
     watch: list[Watch] = Field(default_factory=list)
     watching: Watching = Field(default_factory=Watching)
@@ -509,7 +553,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         if getattr(config.seal, name) is not None
     } | {"trust_roots": [absolute(p) for p in config.seal.trust_roots]})
     archive = config.archive.model_copy(update={"dir": absolute(config.archive.dir)})
+    backup = config.backup.model_copy(
+        update={"dest": absolute(config.backup.dest) if config.backup.dest else None})
     return config.model_copy(
         update={"paths": paths, "mailbox": mailbox, "smtp": smtp, "results": results,
-                "seal": seal, "archive": archive, "source": base}
+                "seal": seal, "archive": archive, "backup": backup, "source": base}
     )

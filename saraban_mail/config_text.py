@@ -1,9 +1,12 @@
 """The config file as people write it: the encodings Windows editors save, Buddhist-era
-dates, password files, and validation errors as one line each saying what to write."""
+dates, password files, and validation errors as one line each saying what to write; and
+the copy a backup keeps, without its secrets."""
 
 from __future__ import annotations
 
+import copy
 import difflib
+import json
 import logging
 import re
 import typing
@@ -133,3 +136,49 @@ def read_secret(value: str, file: Path | None, setting: str = "", env: str = "")
                "service user)")
         raise ConfigError(f"{named}cannot read password file {file} ({exc.strerror}): {how}"
                           ) from exc
+
+
+# Keys holding a secret, by section: dropped from the config copy (README.txt says so).
+SECRET_KEYS = {"imap": ("password",), "smtp": ("password",), "watch": ("password",),
+               "oauth": ("client_secret",)}
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return value.isoformat()  # date, time, datetime: TOML's own forms
+
+
+def safe_config(raw: dict[str, Any]) -> tuple[str, list[str]]:
+    """The config as TOML with its secrets dropped and its folders at the backup's layout;
+    and what was dropped (to be supplied again)."""
+    dropped = []
+    raw = copy.deepcopy(raw)
+    for section, keys in SECRET_KEYS.items():
+        entries = raw.get(section)
+        for entry in entries if isinstance(entries, list) else [entries] if entries else []:
+            for key in keys:
+                if entry.pop(key, None):
+                    dropped.append(f"{section}.{key}" + (f" ({entry.get('name')})"
+                                                         if section == "watch" else ""))
+    raw.setdefault("paths", {}).update(data_dir="data", register_dir="register",
+                                       records_dir="records", rules_dir="rules",
+                                       templates_dir="templates")
+    raw.setdefault("results", {})["outbox_dir"] = "outbox"
+    if isinstance(raw.get("archive"), dict) and raw["archive"].get("dir"):
+        raw["archive"]["dir"] = "archive"
+    lines = ["# saraban-mail configuration, from a backup: secrets removed (see README.txt)"]
+    for section, body in raw.items():
+        tables = body if isinstance(body, list) else [body]
+        for table in tables:
+            if not isinstance(table, dict):
+                continue
+            lines.append(f"\n[[{section}]]" if isinstance(body, list) else f"\n[{section}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n", dropped

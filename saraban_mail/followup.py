@@ -108,5 +108,40 @@ def write_disposal_list(journal: Journal, config: Config, calendar: BusinessCale
         ])
     for column, width in zip("ABCDEF", (14, 40, 30, 16, 16, 30), strict=True):
         sheet.column_dimensions[column].width = width
+    for listed in journal.disposal_lists():
+        _destruction_sheet(book.create_sheet(f"ขอทำลาย {listed['year']}"), listed, config)
     save_atomically(book, path, backups=0, sharing=config.sharing)
     return path
+
+
+# The columns of the saraban regulation's disposal list, บัญชีหนังสือขอทำลาย (ระเบียบสำนัก
+# นายกรัฐมนตรีว่าด้วยงานสารบรรณ, แบบที่ ๒๕): not in the seeds; from the regulation.
+DESTRUCTION_COLUMNS = ("ลำดับที่", "ที่หนังสือ", "ลงวันที่", "เรื่อง", "รหัสแฟ้ม", "การพิจารณา",
+                       "หมายเหตุ")
+
+
+def _destruction_sheet(sheet: Any, listed: Any, config: Config) -> None:
+    """One year's บัญชีหนังสือขอทำลาย: a row per document (its files in หมายเหตุ), for the
+    head of agency to approve (`saraban-mail purge --approve YEAR --by NAME`)."""
+    sheet.append([f"บัญชีหนังสือขอทำลาย ประจำปี พ.ศ. {listed['year']}"])
+    sheet.append([config.agency.name_th])
+    approved = (f"อนุมัติโดย {listed['approved_by']} เมื่อ "
+                f"{thai_date(date.fromisoformat(listed['approved_at'][:10]))}"
+                if listed["approved_at"] else "รอหัวหน้าหน่วยงานพิจารณา")
+    sheet.append([approved])
+    sheet.append(list(DESTRUCTION_COLUMNS))
+    documents: dict[tuple, list[dict]] = {}
+    for item in json.loads(listed["items"]):
+        key = ((item["book"], item["year"], item["number"]) if item["number"] is not None
+               else ("file", item["ref"], None))
+        documents.setdefault(key, []).append(item)
+    for order, (key, items) in enumerate(documents.items(), start=1):
+        first = items[0]
+        number = (f"{'เลขส่ง' if key[0] == 'outgoing' else 'เลขรับ'} {key[2]}/{key[1]}"
+                  if key[0] != "file" else "-")
+        sheet.append([order, number, thai_date(date.fromisoformat(first["created"])),
+                      first["subject"] or first["kind"], "",
+                      "ทำลาย" if listed["approved_at"] else "",
+                      "; ".join(f"{i['ref']} ({i['rule']})" for i in items)])
+    for column, width in zip("ABCDEFG", (9, 18, 16, 40, 12, 16, 60), strict=True):
+        sheet.column_dimensions[column].width = width

@@ -163,6 +163,20 @@ CREATE TABLE IF NOT EXISTS trash_emptied (
     message INTEGER NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (folder, uidvalidity, uid)
 );
+-- Records purged under the retention table (retention.py): what, when, by which rule.
+CREATE TABLE IF NOT EXISTS purges (
+    id INTEGER PRIMARY KEY,
+    ref TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, sha256 TEXT NOT NULL,
+    year INTEGER, receipt_no INTEGER, book TEXT NOT NULL DEFAULT 'incoming',
+    at TEXT NOT NULL, actor TEXT NOT NULL,
+    list_year INTEGER  -- the disposal list (บัญชีหนังสือขอทำลาย) that approved it, if any
+);
+-- The yearly disposal lists for the head of agency, and the approval of each.
+CREATE TABLE IF NOT EXISTS disposal_lists (
+    year INTEGER PRIMARY KEY,     -- Buddhist era
+    items TEXT NOT NULL,          -- JSON: [{ref, kind, rule, due_on, year, number, ...}]
+    made_at TEXT NOT NULL, approved_by TEXT, approved_at TEXT
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, gave_up_at);
 CREATE INDEX IF NOT EXISTS actions_pending ON actions(done_at);
 CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox(recipient, created_at);
@@ -1114,3 +1128,52 @@ class Journal:
         self.db.executemany("INSERT OR IGNORE INTO trash_emptied VALUES (?, ?, ?, ?, ?)",
                             [(r["folder"], r["uidvalidity"], r["uid"], r["message"], _iso(now))
                              for r in rows])
+
+    # -- retention: purges and the disposal lists ------------------------------------------
+
+    def note_purge(self, *, ref: str, kind: str, rule: str, sha256: str, year: int | None,
+                   number: int | None, book: str, now: datetime, actor: str,
+                   list_year: int | None) -> None:
+        self.db.execute(
+            "INSERT INTO purges (ref, kind, rule, sha256, year, receipt_no, book, at, actor,"
+            " list_year) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ref, kind, rule, sha256, year, number, book, _iso(now), actor, list_year))
+
+    def purges(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM purges ORDER BY id").fetchall()
+
+    def disposal_list(self, year: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM disposal_lists WHERE year = ?", (year,)).fetchone()
+
+    def disposal_lists(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM disposal_lists ORDER BY year").fetchall()
+
+    def save_disposal_list(self, year: int, items: list[dict[str, Any]], now: datetime) -> None:
+        """Make (or make again, while not approved) the list of `year`."""
+        self.db.execute(
+            "INSERT INTO disposal_lists (year, items, made_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(year) DO UPDATE SET items = excluded.items, made_at = excluded.made_at"
+            " WHERE approved_at IS NULL",
+            (year, json.dumps(items, ensure_ascii=False), _iso(now)))
+
+    def approve_disposal_list(self, year: int, by: str, now: datetime) -> None:
+        self.db.execute("UPDATE disposal_lists SET approved_by = ?, approved_at = ?"
+                        " WHERE year = ? AND approved_at IS NULL", (by, _iso(now), year))
+
+    def message_facts(self, subjects: bool = True) -> list[sqlite3.Row]:
+        """Each message's identity, receipt, subject, official time and review decision:
+        what keeping.py needs to date the files kept of it. Without subjects (status), the
+        wide record column is not read."""
+        subject = "json_extract(m.record, '$.subject')" if subjects else "''"
+        return self.db.execute(
+            "SELECT m.identity, m.receipt_year, m.receipt_no, m.official_received_at,"
+            f" {subject} AS subject, r.decided_at"
+            " FROM messages m LEFT JOIN reviews r ON r.message = m.id").fetchall()
+
+    def erase_result_mail(self, receipt_year: int, receipt_no: int) -> int:
+        """A result destroyed under the retention table: its mail's bytes (the PDF inside)
+        erased too, once sent and filed; secure_delete overwrites them. Rows erased."""
+        return self.db.execute(
+            "UPDATE results SET raw = x'' WHERE receipt_year = ? AND receipt_no = ?"
+            " AND sent_at IS NOT NULL AND filed_at IS NOT NULL AND length(raw) > 0",
+            (receipt_year, receipt_no)).rowcount

@@ -96,6 +96,16 @@ def deadline_warnings(cal: BusinessCalendar, times: list[time], watching: bool) 
     return warnings
 
 
+def backup_due(cal: BusinessCalendar, times: list[time], moment: datetime,
+               last_backup: date | None) -> bool:
+    """The daemon's backup ([backup] dest): once a working day, after its afternoon poll
+    (the day's last scheduled one), so the day's mail is in it."""
+    local = moment.astimezone(cal.tz)
+    if not times or last_backup == local.date() or not cal.is_working_day(local.date()):
+        return False
+    return local.time() >= max(times)
+
+
 class Daemon:
     """`saraban-mail run`: cron triggers in the agency's time zone, holidays skipped at run
     time, one poll at a time, never exiting on a network error. `watch`, run in a thread of

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "saraban_mail"
 # Pure decisions over plain values: they may import each other, never the shell.
 CORE = {"category", "classify", "rules", "calendar", "record", "layout", "thaitext", "audit",
         "schedule", "replies", "errors", "parse", "review", "bounces", "letters", "units",
-        "folders", "report", "routing", "sla", "space"}
+        "folders", "report", "routing", "sla", "space", "retention"}
 SHELL = {"mailbox", "maildir", "send", "journal", "register", "service", "poll", "cli", "files",
          "oauth", "watch", "watcher", "results", "matters", "config", "demo", "mailbox_space",
          "records", "archive"}

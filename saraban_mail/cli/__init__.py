@@ -250,6 +250,25 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="output file (default: incoming-YEAR-export.FORMAT)")
     q.set_defaults(func="registers:cmd_register_export")
 
+    p = sub.add_parser("backup", help="a dated, verified backup of everything the office keeps")
+    p.add_argument("dest", nargs="?", help="folder to back up into (default: [backup] dest)")
+    p.add_argument("--config")
+    p.set_defaults(func="keeping:cmd_backup")
+    p = sub.add_parser("restore", help="a backup onto an empty folder: a working office")
+    p.add_argument("source", help="the backup folder (saraban-backup-...)")
+    p.add_argument("target", help="an empty folder")
+    p.set_defaults(func="keeping:cmd_restore")
+    p = sub.add_parser("purge", help="delete what the retention table says is due")
+    p.add_argument("--config")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true", help="list what is due, delete nothing")
+    how.add_argument("--list", type=int, metavar="YEAR",
+                     help="make the year's disposal list (บัญชีหนังสือขอทำลาย) for approval")
+    how.add_argument("--approve", type=int, metavar="YEAR",
+                     help="record the head's approval of the year's list, then purge it")
+    p.add_argument("--by", help="the head of agency who approved (with --approve)")
+    p.set_defaults(func="keeping:cmd_purge")
+
     p = sub.add_parser("status", help="what the journal holds and what waits")
     p.add_argument("--config")
     p.add_argument("--json", action="store_true")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
-from saraban_mail.config import load_config
+from saraban_mail.config import config_path, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, last_poll, now, run_poll
@@ -175,7 +175,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.warning("%s", problem)
         log.info("poll done: %d message(s) handled, %d problem(s)", len(report.records),
                     len(report.problems))
+        _backup_after(config, args.config)
         return True
+
+    def _backup_after(config, given: str | None) -> None:
+        """[backup] dest: a backup after the afternoon poll, once a working day."""
+        from saraban_mail.backup import after_poll
+
+        try:
+            made = after_poll(config, config_path(given).absolute(), daemon.cal, daemon.times, now())
+        except SarabanError as exc:  # the service goes on; status, check and the log say why
+            log.error("backup failed: %s", exc)
+            return
+        if made is not None:
+            log.info("backup %s: %d file(s), verified", made.folder, made.files)
 
     def previous(config) -> datetime | None:
         found = last_poll(config)

@@ -10,16 +10,18 @@ import sys
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from saraban_mail import oauth, space
+from saraban_mail import backup, oauth, space
 from saraban_mail.audit import Audit
 from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.cli.exits import EXIT_OK, EXIT_PENDING
+from saraban_mail.cli.keeping import personal_line
 from saraban_mail.cli.registers import audit_registers
 from saraban_mail.cli.review import line as review_line
 from saraban_mail.cli.review import waiting
 from saraban_mail.config import Config, load_config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
+from saraban_mail.keeping import held
 from saraban_mail.rules import load_rules
 from saraban_mail.service import calendar_for, now, open_mailbox, tokens_for
 from saraban_mail.thaitext import thai_date, thai_iso
@@ -72,7 +74,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "undeliverable": _undeliverable(journal),
             # Mail a person must decide (needs_review), each with its deadline.
             "review": waiting(journal),
-            "warnings": late_poll + oauth.warnings(config, moment),
+            "warnings": late_poll + oauth.warnings(config, moment) + backup.warnings(config, moment),
+            "last_backup": json.loads(journal.get_meta("last_backup") or "null"),
             "registers": [
                 {"file": a.path.name, "rows": a.rows, "highest": a.highest, "gaps": a.gaps,
                  "duplicates": a.duplicates, "missing": a.missing, "pending": a.pending,
@@ -82,6 +85,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "watched": [_watch_health(journal, w.name, w.watched_address) for w in config.watch],
             # The quota as the last poll read it: null before any, {} where there is none.
             "mailbox_space": json.loads(journal.get_meta("mailbox_space") or "null"),
+            # Personal data held, by retention kind, and its custodian [seed 004 §2 ข้อ ๔–๕].
+            "personal_data": held(config, journal, today, calendar.tz),
         }
         usage = space.Usage.from_json(journal.get_meta("mailbox_space"))
         status["warnings"] += space.warnings(usage, config.quota.warn_percent)
@@ -237,6 +242,10 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
               f"{seen['copied']} request(s) copied in all")
     if status["mailbox_space"] is not None:
         print(space.line(space.Usage.from_json(json.dumps(status["mailbox_space"]))))
+    print(personal_line(status["personal_data"]))
+    done = status["last_backup"]
+    print(f"last backup: {thai_iso(done['at'], tz)} in {done['folder']}" if done else
+          "last backup: none (saraban-mail backup DEST)")
     for warning in status["warnings"]:
         print(f"warning: {warning}")
     for found in registers:
@@ -326,7 +335,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Windows has no such mode bits: there the folder's ACL is the administrator's to set.
     if sys.platform != "win32" and data.exists() and data.stat().st_mode & 0o077:
         warnings.append(f"the data folder {data} is readable by others: chmod 700 {data}")
-    warnings += oauth.warnings(config, now())
+    warnings += oauth.warnings(config, now()) + backup.warnings(config, now())
     if config.seal.pkcs12 is not None:
         from saraban_mail import seal
 
