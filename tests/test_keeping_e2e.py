@@ -41,8 +41,7 @@ def test_backup_destroy_restore_poll_loses_nothing_and_repeats_nothing(
     assert len(smtp.messages) == 1  # the acknowledgement
     office.write_text(office.read_text().replace("[agency]\n", "[agency]\n"
                                                  'data_custodian = "นางสมศรี ใจดี"\n'))
-    (tmp_path / "records" / "2569").mkdir(parents=True)
-    (tmp_path / "records" / "2569" / "rx-0001.eml").write_bytes(PERMIT.raw)
+    assert (tmp_path / "records" / "2569" / "rx-0001.eml").read_bytes() == PERMIT.raw
 
     dest = tmp_path / "usb-disk"
     made = cli("backup", str(dest), "--config", str(office))
@@ -127,9 +126,8 @@ def test_purge_follows_the_retention_table_and_never_touches_a_register(
     raw, when = request(7)
     deliver(dovecot, imap_account, "INBOX", raw, at(16, 10))
     assert sorted(r["receipt_no"] for r in records(run_poll(office, "--json"))) == [1, 2]
-    (base / "records" / "2569").mkdir(parents=True)
-    for number in (1, 2):
-        (base / "records" / "2569" / f"rx-{number:04d}.eml").write_bytes(raw)
+    assert sorted(p.name for p in (base / "records" / "2569").iterdir()) == [
+        "rx-0001.eml", "rx-0002.eml"]  # each registered mail kept as it arrived
     selfie = a_pdf(tmp_path / "selfie.pdf")
     assert keeping(office, "verify-identity", "1/2569", "--method", "video_call",
                    "--evidence", str(selfie)).returncode == 0

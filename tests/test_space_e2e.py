@@ -327,16 +327,18 @@ def crash_archive(office: Path, dovecot, account: str, count: int, kills: int,
     env = os.environ | {"SARABAN_NOW": "2027-03-01T10:00:00+07:00"}
     mid_work = 0
     copies = lambda: len(list((office.parent / "archive").glob("*/cur/*")))  # noqa: E731
-    for _ in range(kills):
+    for done in range(kills):
         process = subprocess.Popen([sys.executable, "-m", "saraban_mail", "archive", "--config",
                                     str(office)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, env=env)
-        # Killed once it is writing copies, a random moment later: between a copy and its
-        # journal line, between the line and the deletion, or in the middle of one.
+        # Killed once it has written a random share of what is left (so that each kill lands
+        # in the middle of the work however fast the machine), then a moment later: between
+        # a copy and its journal line, between the line and the deletion, or within one.
         had = copies()
-        while process.poll() is None and copies() == had:
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0, 0.08))
+        target = had + rng.randint(1, max(1, (count - had) // (kills - done + 1)))
+        while process.poll() is None and copies() < target:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.005))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait()
