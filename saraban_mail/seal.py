@@ -7,14 +7,9 @@ import asyncio
 import hashlib
 import io
 import logging
-import urllib.error
-import urllib.request
-from asyncio import to_thread
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from asn1crypto import tsp
 
 from saraban_mail.config import Config
 from saraban_mail.config import Seal as SealSettings
@@ -106,31 +101,10 @@ def days_left(key: SealKey, now: datetime) -> int:
 
 
 def _timestamper(url: str, timeout: float):
-    from pyhanko.sign.timestamps.api import TimeStamper
-    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+    """pyHanko's RFC 3161 client over aiohttp (which pyHanko itself requires)."""
+    from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
 
-    class UrllibTimeStamper(TimeStamper):
-        """RFC 3161 over HTTP with the standard library (pyHanko's own client needs a
-        package this service does not otherwise use)."""
-
-        async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-            def post() -> tsp.TimeStampResp:
-                request = urllib.request.Request(
-                    url, data=req.dump(), method="POST",
-                    headers={"Content-Type": "application/timestamp-query"})
-                try:
-                    with urllib.request.urlopen(request, timeout=timeout) as answer:
-                        kind = answer.headers.get("Content-Type", "")
-                        body = answer.read()
-                except (OSError, urllib.error.URLError) as exc:
-                    raise TimestampRequestError(f"the TSA {url} cannot be reached ({exc})") from exc
-                if kind != "application/timestamp-reply":
-                    raise TimestampRequestError(f"the TSA {url} answered {kind or 'nothing'}")
-                return tsp.TimeStampResp.load(body)
-
-            return await to_thread(post)
-
-    return UrllibTimeStamper()
+    return HTTPTimeStamper(url, timeout=timeout)
 
 
 def tsa_problem(settings: SealSettings) -> str:
