@@ -246,8 +246,10 @@ def _print_status(status: dict[str, Any], registers: list[Audit], tz: tzinfo | N
     done = status["last_backup"]
     print(f"last backup: {thai_iso(done['at'], tz)} in {done['folder']}" if done else
           "last backup: none (saraban-mail backup DEST)")
+    shown = set(last["problems"]) if last else set()  # the mailbox space: said once
     for warning in status["warnings"]:
-        print(f"warning: {warning}")
+        if warning not in shown:
+            print(f"warning: {warning}")
     for found in registers:
         print("\n".join(found.lines()))
 
