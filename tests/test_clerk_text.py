@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,8 +33,14 @@ def test_register_category_and_remarks_are_thai(tmp_path):
 
     permit = rows["ขออนุญาตก่อสร้างอาคาร"]
     assert permit["ประเภท"] == CATEGORY_TH["valid"] == "คำขอ/เรื่องทั่วไป"
-    # issue 18: the phone number in the request, for the clerk to try first
-    assert permit["หมายเหตุ"] == "รับทางอีเมล\nโทรศัพท์ในคำขอ: 081-234-5678"
+    # issue 18: the phone number in the request, for the clerk to try first; issue 22: where
+    # the mail is kept as it arrived, and its hash
+    number = permit[next(k for k in permit if str(k).startswith("เลขทะเบียนรับ"))]
+    kept = tmp_path / "records" / "2569" / f"rx-{number:04d}.eml"
+    assert b"somchai.j@gmail.com" in kept.read_bytes()  # the permit request, as it arrived
+    sha = hashlib.sha256(kept.read_bytes()).hexdigest()
+    assert permit["หมายเหตุ"] == ("รับทางอีเมล\nโทรศัพท์ในคำขอ: 081-234-5678\n"
+                                 f"อีเมลต้นฉบับเก็บที่ records/2569/rx-{number:04d}.eml (SHA-256 {sha})")
 
     bid = rows["ยื่นซองเสนอราคาโครงการถนน คสล."]
     assert bid["ประเภท"] == "ผิดช่องทาง (ลงรับ)"
