@@ -17,6 +17,7 @@ Permission traps found while building this (each handled below):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import os
 import pwd
@@ -65,6 +66,14 @@ def ensure_accounts() -> None:
     """Create the group and both users unless they exist (root). Each user keeps a group of its own
     and gets `sarabantest` as a supplementary group, as a clerk added to the share group has: a
     file joins `sarabantest` only through the setgid folder or Samba's `force group`."""
+    # The suite runs in parallel workers (pytest-xdist): one creates the accounts at a time,
+    # or two useradd calls race for /etc/passwd's lock and one fails.
+    with open(Path(tempfile.gettempdir()) / "saraban-test-accounts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure_accounts()
+
+
+def _ensure_accounts() -> None:
     subprocess.run(["groupadd", "--force", GROUP], check=True, capture_output=True)
     for user, kind in ((SERVICE, ["--system"]), (CLERK, [])):
         result = subprocess.run(

@@ -46,4 +46,6 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy saraban_mail
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file at a time each: the suite waits mostly on servers and
+# subprocesses, so two halve it on a 2-core machine. SARABAN_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -n "${SARABAN_TEST_WORKERS:-2}" --dist loadfile "$@"
