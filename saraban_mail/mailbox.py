@@ -136,10 +136,13 @@ class Mailbox(Protocol):
 
     def uidvalidity(self, folder: str) -> int: ...
 
-    def fetch_new(self, folder: str, after_uid: int, since: date | None,
-                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]: ...
+    def fetch_new(self, folder: str, after_uid: int, since: datetime | None,
+                  skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
+        """What arrived above `after_uid`, from `since` on (an aware time: the start of the
+        start date in the agency's zone, which is not the server's)."""
+        ...
 
-    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+    def count_before(self, folder: str, after_uid: int, since: datetime) -> int:
         """How many messages above `after_uid` arrived before `since` (left alone)."""
         ...
 
@@ -182,6 +185,10 @@ class Mailbox(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _uid_set(text: str) -> list[int]:
@@ -332,12 +339,14 @@ class ImapMailbox:
         status = self.client.folder_status(folder, [b"UIDVALIDITY"])
         return int(status[b"UIDVALIDITY"])
 
-    def fetch_new(self, folder: str, after_uid: int, since: date | None,
+    def fetch_new(self, folder: str, after_uid: int, since: datetime | None,
                   skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
         uidvalidity = self._select(folder, readonly=True)
         criteria: list = ["UID", f"{after_uid + 1}:*"]
         if since:
-            criteria += ["SINCE", since]
+            # SEARCH SINCE goes by the day of INTERNALDATE in the server's own zone: a day
+            # earlier here, and the exact time below.
+            criteria += ["SINCE", (since - timedelta(days=1)).date()]
         # "n:*" always matches the highest UID, even below n: filter again.
         uids = sorted(u for u in self.client.search(criteria) if u > after_uid and not skip(u))
         sizes: dict[int, int] = {}  # to skip what is too large and to batch by bytes
@@ -368,10 +377,8 @@ class ImapMailbox:
                 data = response.pop(uid, None)  # each message held only while it is handled
                 if not data or b"BODY[]" not in data:
                     continue  # expunged meanwhile
-                received = data[b"INTERNALDATE"]
-                if received.tzinfo is None:
-                    received = received.replace(tzinfo=UTC)
-                if since and received.date() < since:
+                received = _aware(data[b"INTERNALDATE"])
+                if since and received < since:
                     continue
                 left = len(uids) - uids.index(uid, start) - 1
                 size = sizes.get(uid, 0)
@@ -384,10 +391,14 @@ class ImapMailbox:
                 yield Fetched(folder, uidvalidity, uid, received, raw, left, uid in huge,
                               size or len(raw), parts)
 
-    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+    def count_before(self, folder: str, after_uid: int, since: datetime) -> int:
         self._select(folder, readonly=True)
-        found = self.client.search(["UID", f"{after_uid + 1}:*", "BEFORE", since])
-        return sum(1 for uid in found if uid > after_uid)
+        found = [uid for uid in self.client.search(
+            ["UID", f"{after_uid + 1}:*", "BEFORE", (since + timedelta(days=1)).date()])
+            if uid > after_uid]
+        dates = self.client.fetch(found, [b"INTERNALDATE"]) if found else {}
+        return sum(1 for data in dates.values()
+                   if _aware(data[b"INTERNALDATE"]) < since)
 
     def _cuts(self, uids: list[int]) -> dict[int, list[tuple[str, int, bytes]]]:
         """The large base64 parts of each message, by its BODYSTRUCTURE. A structure the

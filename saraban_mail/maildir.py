@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mailbox as stdlib_mailbox
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from saraban_mail.mailbox import Fetched, Folders, Sought
@@ -34,7 +34,7 @@ class MaildirMailbox:
     def uidvalidity(self, folder: str) -> int:
         return 0
 
-    def fetch_new(self, folder: str, after_uid: int, since: date | None,
+    def fetch_new(self, folder: str, after_uid: int, since: datetime | None,
                   skip: Callable[[int | str], bool]) -> Iterator[Fetched]:
         box = self._box(folder)
         box.clean()
@@ -44,7 +44,7 @@ class MaildirMailbox:
                 continue
             message = box.get_message(key)
             received = datetime.fromtimestamp(message.get_date(), tz=UTC)
-            if since and received.date() < since:
+            if since and received < since:
                 continue
             entries.append((received, key))
         for index, (received, key) in enumerate(sorted(entries)):
@@ -56,11 +56,10 @@ class MaildirMailbox:
                 raw = raw[:end + 2] if end >= 0 else raw[:65536]
             yield Fetched(folder, 0, key, received, raw, len(entries) - index - 1, huge, size)
 
-    def count_before(self, folder: str, after_uid: int, since: date) -> int:
+    def count_before(self, folder: str, after_uid: int, since: datetime) -> int:
         box = self._box(folder)
         return sum(1 for key in box.iterkeys()
-                   if datetime.fromtimestamp(box.get_message(key).get_date(), tz=UTC).date()
-                   < since)
+                   if datetime.fromtimestamp(box.get_message(key).get_date(), tz=UTC) < since)
 
     def apply(self, folder: str, uidvalidity: int, uid: str, action: str, target: str) -> bool:
         box = self._box(folder)

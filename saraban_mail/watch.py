@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from saraban_mail.classify import Category, Decision, Identity, classify
 from saraban_mail.errors import SarabanError
@@ -101,7 +102,8 @@ def read_watched(box: WatchedMailbox, watch: Watch, saraban: ImapMailbox, journa
         after = state.last_uid if state and state.uidvalidity == validity else 0
         taken: list[int] = []
         last = after
-        for fetched in box.fetch_new(folder, after, since, lambda _uid: False):
+        for fetched in box.fetch_new(folder, after, since_start(since, config),
+                                     lambda _uid: False):
             if stop():
                 break
             uid = int(fetched.uid)
@@ -129,6 +131,11 @@ def read_watched(box: WatchedMailbox, watch: Watch, saraban: ImapMailbox, journa
         with journal.transaction():
             journal.advance(key, validity, last)
     return report
+
+
+def since_start(day: date, config: Config) -> datetime:
+    """The start of `day` in the agency's zone: the start date is the agency's day."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(config.office_hours.timezone))
 
 
 def _first_day(journal: Journal, watch: Watch, config: Config, clock: Callable[[], datetime]):

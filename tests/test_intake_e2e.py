@@ -291,6 +291,24 @@ def test_mail_before_start_date_is_left_alone(office, dovecot, imap_account, smt
     assert [r["subject"] for r in got] == ["ขออนุญาตก่อสร้างอาคาร"]
 
 
+def test_the_start_date_begins_at_midnight_in_bangkok_not_on_the_servers_day(
+        office, dovecot, imap_account, smtp):
+    """Dovecot keeps INTERNALDATE in UTC here: 00:40 on 1 December in Bangkok is still
+    30 November on the server's day. The start date is the agency's day."""
+    from tests.offices import request
+
+    late_evening, _ = request(1, "ก่อนวันเริ่ม")  # 23:50 Bangkok, 30 November
+    after_midnight, _ = request(2, "หลังเที่ยงคืน")  # 00:40 Bangkok, 1 December
+    deliver(dovecot, imap_account, "INBOX", late_evening, datetime(2026, 11, 30, 16, 50, tzinfo=UTC))
+    deliver(dovecot, imap_account, "INBOX", after_midnight,
+            datetime(2026, 11, 30, 17, 40, tzinfo=UTC))
+    office.write_text(office.read_text().replace("start_date = 2026-01-01",
+                                                 "start_date = 2026-12-01"))
+    result = run_poll(office, "--json")
+    assert [r["subject"] for r in records(result)] == ["หลังเที่ยงคืน 2"]
+    assert "1 message(s) from before the start date" in result.stderr
+
+
 def test_check_logs_in_and_lists_the_folders_it_will_read(office, dovecot, imap_account):
     result = subprocess.run(
         [sys.executable, "-m", "saraban_mail", "check", "--config", str(office)],

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from saraban_mail import matters, records
 from saraban_mail.bounces import Bounce, read_bounce
@@ -75,13 +75,16 @@ def intake_folder(ctx: Context, folder: str, poll_id: str, report: PollReport,
     after = state.last_uid if state and state.uidvalidity == validity else 0
     if state and state.uidvalidity != validity:
         log.warning("%s: UIDVALIDITY changed; re-scanning (known mail is skipped)", folder)
-    if since is not None:
-        skipped = box.count_before(folder, after, since)
+    # The start date begins at midnight in the agency's zone, not the server's (a mail at
+    # 00:40 in Bangkok is the day before in UTC).
+    since_at = datetime.combine(since, time(0), tzinfo=ctx.calendar.tz) if since else None
+    if since is not None and since_at is not None:
+        skipped = box.count_before(folder, after, since_at)
         if skipped:
             report.notes.append(f"{folder}: {skipped} message(s) from before the start date "
                                 f"{since} ({thai_date(since)}) left alone (policy.start_date)")
     known = lambda uid: ctx.journal.known_copy(folder, validity, uid)  # noqa: E731
-    for fetched in box.fetch_new(folder, after, since, known):
+    for fetched in box.fetch_new(folder, after, since_at, known):
         if ctx.stop():
             break
         try:
