@@ -319,16 +319,9 @@ def restore(source: Path, target: Path) -> list[str]:
 
 def last_backup(config: Config) -> dict[str, Any] | None:
     """What the last backup noted in the journal (when, where), or None."""
-    from saraban_mail.journal import Journal
+    from saraban_mail.service import noted
 
-    if not (config.paths.data_dir / "journal.sqlite3").exists():
-        return None
-    journal = Journal.open(config.paths.data_dir)
-    try:
-        value = journal.get_meta("last_backup")
-    finally:
-        journal.close()
-    return json.loads(value) if value else None
+    return noted(config, "last_backup")
 
 
 def note_backup(config: Config, made: Made, now: datetime) -> None:

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -283,6 +283,20 @@ def dispose(journal: Journal, config: Config, year: int, number: int, approved_b
 INSTRUCTION = re.compile(r"^\s*ขอเอกสาร\s*:\s*(.+?)\s*$", re.MULTILINE)
 
 
+def new_lines(journal: Journal, year: int, rows: list[SheetRow], pattern: re.Pattern[str],
+              kind: str, key: str) -> Iterator[tuple[int, str]]:
+    """(receipt number, text) of each instruction `pattern` finds in a row's การปฏิบัติ that
+    no `kind` event of the matter has carried out yet (its detail[key] is the text): a line
+    left in the cell for weeks is acted on once."""
+    for row in rows:
+        found = pattern.findall(str(row.values.get("action") or ""))
+        if not found or row.number is None:
+            continue
+        done = {json.loads(e["detail"]).get(key) for e in journal.events(year, row.number)
+                if e["kind"] == kind}
+        yield from ((row.number, text) for text in dict.fromkeys(found) if text not in done)
+
+
 def documents_asked_in(journal: Journal, config: Config, templates: Templates,
                        calendar: BusinessCalendar, now: datetime,
                        target_of: Callable[[int, int], Any], year: int,
@@ -292,27 +306,20 @@ def documents_asked_in(journal: Journal, config: Config, templates: Templates,
     whether one could not be carried out (the register is then read again next poll)."""
     problems: list[str] = []
     failed = False
-    for row in rows:
-        found = INSTRUCTION.findall(str(row.values.get("action") or ""))
-        if not found or row.number is None:
+    for number, items in new_lines(journal, year, rows, INSTRUCTION, "documents_requested",
+                                   "items"):
+        try:
+            deadline, _ = request_documents(journal, config, templates, calendar,
+                                            target_of(year, number), items,
+                                            config.followup.documents_days, now,
+                                            "clerk (register)")
+        except SarabanError as exc:
+            problems.append(f"ขอเอกสาร in row {number}/{year}: {exc}")
+            failed = True
             continue
-        asked = {json.loads(e["detail"]).get("items") for e in journal.events(year, row.number)
-                 if e["kind"] == "documents_requested"}
-        for items in found:
-            if items in asked:
-                continue
-            try:
-                target = target_of(year, row.number)
-                deadline, _ = request_documents(journal, config, templates, calendar, target,
-                                                items, config.followup.documents_days, now,
-                                                "clerk (register)")
-            except SarabanError as exc:
-                problems.append(f"ขอเอกสาร in row {row.number}/{year}: {exc}")
-                failed = True
-                continue
-            problems += note_in_register(
-                config, year, [(row.number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
-                journal, now)
+        problems += note_in_register(
+            config, year, [(number, f"ขอเอกสารเพิ่มเติม ครบกำหนด {thai_date(deadline)}")],
+            journal, now)
     return problems, failed
 
 

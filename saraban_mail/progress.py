@@ -12,7 +12,6 @@ person's; a matter whose mail bounced (unreachable), cancelled or disposed gets 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from saraban_mail.matters import (
     DISPOSED,
     UNREACHABLE,
     MatterError,
+    new_lines,
     require,
 )
 from saraban_mail.register_notes import row_ref, write_pending_notes
@@ -175,22 +175,13 @@ def notices_in(journal: Journal, config: Config, units: Units, templates: Templa
 
     problems: list[str] = []
     failed = False
-    for row in rows:
-        found = INSTRUCTION.findall(str(row.values.get("action") or ""))
-        if not found or row.number is None:
-            continue
-        done = {json.loads(e["detail"]).get("line") for e in journal.events(year, row.number)
-                if e["kind"] == "notified"}
-        for line in found:
-            if line in done:
-                continue
-            try:
-                notice = read_line(line)
-                actor = f"{last_modified_by(path) or 'เจ้าหน้าที่'} (ทะเบียน)"
-                problems += notify(journal, config, units, templates, target_of(year, row.number),
-                                   notice, now, actor, line=line)[1]
-                done.add(line)
-            except SarabanError as exc:
-                problems.append(f"แจ้ง: ในแถว {row.number}/{year}: {exc}")
-                failed = True
+    for number, line in new_lines(journal, year, rows, INSTRUCTION, "notified", "line"):
+        try:
+            notice = read_line(line)
+            actor = f"{last_modified_by(path) or 'เจ้าหน้าที่'} (ทะเบียน)"
+            problems += notify(journal, config, units, templates, target_of(year, number),
+                               notice, now, actor, line=line)[1]
+        except SarabanError as exc:
+            problems.append(f"แจ้ง: ในแถว {number}/{year}: {exc}")
+            failed = True
     return problems, failed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from saraban_mail.calendar import BusinessCalendar
 from saraban_mail.config import Config
 from saraban_mail.errors import SarabanError
 from saraban_mail.journal import Journal
+from saraban_mail.matters import new_lines
 from saraban_mail.register_notes import note_in_register
 from saraban_mail.routing import DESK_TH, Route
 from saraban_mail.thaitext import thai_date
@@ -210,37 +212,29 @@ def reroute(journal: Journal, config: Config, units: Units, calendar: BusinessCa
     return routed, problems
 
 
+REROUTE = re.compile(r"^\s*ส่ง\s*:\s*(.+?)\s*$", re.MULTILINE)
+
+
 def rerouted_in(journal: Journal, config: Config, units: Units, calendar: BusinessCalendar,
                 templates: Templates, now: datetime, year: int,
                 rows: list[Any]) -> tuple[list[str], bool]:
     """A line "ส่ง: <unit id or Thai name>" a clerk typed in a row's การปฏิบัติ re-routes the
     matter, once per line (a line already carried out, by event, is not again)."""
-    import re
-
     problems: list[str] = []
     failed = False
-    for row in rows:
-        found = re.findall(r"^\s*ส่ง\s*:\s*(.+?)\s*$", str(row.values.get("action") or ""),
-                           re.MULTILINE)
-        if not found or row.number is None:
-            continue
-        done = {json.loads(e["detail"]).get("line") for e in journal.events(year, row.number)
-                if e["kind"] == "reroute_read"}
-        for wanted in found:
-            if wanted in done:
+    for number, wanted in new_lines(journal, year, rows, REROUTE, "reroute_read", "line"):
+        try:
+            _, noted = reroute(journal, config, units, calendar, templates, year, number,
+                               wanted, "clerk (register)", now)
+            problems += noted
+        except SarabanError as exc:
+            problems.append(f"ส่ง: in row {number}/{year}: {exc}")
+            if not isinstance(exc, RouteError):
+                failed = True
                 continue
-            try:
-                _, noted = reroute(journal, config, units, calendar, templates, year,
-                                   row.number, wanted, "clerk (register)", now)
-                problems += noted
-            except SarabanError as exc:
-                problems.append(f"ส่ง: in row {row.number}/{year}: {exc}")
-                if not isinstance(exc, RouteError):
-                    failed = True
-                    continue
-            with journal.transaction():  # read once, carried out or refused
-                journal.add_event(year, row.number, kind="reroute_read", actor="service",
-                                  now=now, detail={"line": wanted})
+        with journal.transaction():  # read once, carried out or refused
+            journal.add_event(year, number, kind="reroute_read", actor="service", now=now,
+                              detail={"line": wanted})
     return problems, failed
 
 

@@ -163,17 +163,22 @@ def _poll_failed(config: Config, clock: Callable[[], datetime], error: Exception
         journal.close()
 
 
-def last_poll(config: Config) -> dict[str, Any] | None:
-    """What the last finished poll noted (when, how many, its problems), or None."""
+def noted(config: Config, key: str) -> dict[str, Any] | None:
+    """A note the service keeps in the journal's meta as JSON, or None (no journal yet)."""
     path = config.paths.data_dir / "journal.sqlite3"
     if not path.exists():
         return None
     journal = Journal.open(config.paths.data_dir)
     try:
-        value = journal.get_meta("last_poll")
+        value = journal.get_meta(key)
     finally:
         journal.close()
     return json.loads(value) if value else None
+
+
+def last_poll(config: Config) -> dict[str, Any] | None:
+    """What the last finished poll noted (when, how many, its problems), or None."""
+    return noted(config, "last_poll")
 
 
 def inbox_handled(config: Config) -> tuple[int, int] | None:
